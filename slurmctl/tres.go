@@ -3,6 +3,7 @@ package slurmctl
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,31 +56,38 @@ func (t TRES) String() string {
 func (t TRES) Equal(u TRES) bool { return maps.Equal(t, u) }
 
 // ParseMemoryMB parses a Slurm memory size ("512", "512M", "8G", "1T") into MiB.
-// A bare number is MiB, as in sbatch --mem.
+// A bare number is MiB, as in sbatch --mem; K rounds up to whole MiB, and a B
+// after the unit ("8GB") is accepted as sbatch accepts it.
 func ParseMemoryMB(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, fmt.Errorf("empty memory size")
+	bad := fmt.Errorf("memory size %q: want a number with an optional K, M, G or T suffix", s)
+	num := strings.TrimSpace(s)
+	if n := len(num); n > 1 && (num[n-1] == 'B' || num[n-1] == 'b') && strings.IndexByte("KkMmGgTt", num[n-2]) >= 0 {
+		num = num[:n-1]
 	}
-	mult := int64(1)
-	switch last := s[len(s)-1]; last {
-	case 'K', 'k':
-		mult = -1024 // divide: KiB → MiB, rounding up
-	case 'M', 'm':
-	case 'G', 'g':
-		mult = 1024
-	case 'T', 't':
-		mult = 1024 * 1024
+	shift := 0 // binary orders of magnitude above MiB; -1 for KiB
+	if n := len(num); n > 0 && (num[n-1] < '0' || num[n-1] > '9') {
+		switch num[n-1] {
+		case 'K', 'k':
+			shift = -1
+		case 'M', 'm':
+		case 'G', 'g':
+			shift = 1
+		case 'T', 't':
+			shift = 2
+		default:
+			return 0, bad
+		}
+		num = num[:n-1]
 	}
-	if s[len(s)-1] < '0' || s[len(s)-1] > '9' {
-		s = s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
+	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("memory size %q: want a number with an optional K, M, G or T suffix", s)
+		return 0, bad
 	}
-	if mult < 0 {
-		return (n + 1023) / 1024, nil
+	if shift < 0 {
+		return n/1024 + min(n%1024, 1), nil
 	}
-	return n * mult, nil
+	if n > math.MaxInt64>>(10*shift) {
+		return 0, fmt.Errorf("memory size %q is too large", s)
+	}
+	return n << (10 * shift), nil
 }

@@ -1,0 +1,213 @@
+package api
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slurmgate/slurmgate/api/sign"
+	"github.com/slurmgate/slurmgate/bridge"
+)
+
+// credential says how a request authenticated.
+type credential struct {
+	method    string    // "keypair" or "token"
+	accessKey string    // for "keypair"
+	expires   time.Time // for "token"
+}
+
+// String is what the access log shows: never a secret, only the access key
+// or the word "token".
+func (c credential) String() string {
+	if c.method == "keypair" {
+		return "keypair " + c.accessKey
+	}
+	return c.method
+}
+
+// authorize lets the request through if the route's access level allows it;
+// otherwise it answers 401 or 403 and returns false.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, st *requestState, need access) bool {
+	switch need {
+	case public:
+		return true
+	case localOrSuperadmin:
+		if isLoopback(r.RemoteAddr) {
+			return true
+		}
+		need = superadmin
+	}
+	if !s.authenticate(w, r, st) {
+		return false
+	}
+	role := st.actor.Role
+	switch {
+	case need == keypairSigned && st.cred.method != "keypair":
+		writeProblem(w, r, forbiddenProblem.with("%s %s needs a keypair-signed request, not a %s: credentials are minted only with a keypair", r.Method, r.URL.Path, st.cred.method))
+		return false
+	case need == superadmin && role != bridge.RoleSuperadmin,
+		need == domainAdmin && role != bridge.RoleSuperadmin && role != bridge.RoleDomainAdmin:
+		writeProblem(w, r, forbiddenProblem.with("%s %s needs the %s role; %s is a %s", r.Method, r.URL.Path, need, st.actor.Username, role))
+		return false
+	}
+	return true
+}
+
+// isLoopback reports whether the peer is on this host. Behind a reverse
+// proxy on the same host every client looks local, which is why only
+// /metrics, which holds no secrets, uses it.
+func isLoopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// authenticate resolves the request's credential into st.actor and
+// st.cred; otherwise it answers 401 (or 503/500 when the database fails)
+// and returns false.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, st *requestState) bool {
+	header := r.Header.Get("Authorization")
+	scheme, rest, _ := strings.Cut(header, " ")
+	switch {
+	case header == "":
+		s.unauthorized(w, r, "this operation needs credentials: sign the request with a keypair (%s) or send Authorization: Bearer <token>", sign.Scheme)
+		return false
+	case strings.EqualFold(scheme, "Bearer"):
+		return s.authenticateToken(w, r, st, strings.TrimSpace(rest))
+	case scheme == sign.Scheme:
+		return s.authenticateSignature(w, r, st, header)
+	}
+	s.unauthorized(w, r, "authorization scheme %q is not supported; use %s or Bearer", scheme, sign.Scheme)
+	return false
+}
+
+// unauthorized answers 401 with a challenge for each scheme the API takes.
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, format string, args ...any) {
+	w.Header().Add("WWW-Authenticate", sign.Scheme+` realm="slurmgate"`)
+	w.Header().Add("WWW-Authenticate", `Bearer realm="slurmgate"`)
+	writeProblem(w, r, unauthenticated.with(format, args...))
+}
+
+// credentialRefused answers a bridge refusal of a credential: not found and
+// forbidden (revoked, expired, user locked) are 401 with the bridge's
+// reason; anything else is the server's failure, not the client's.
+func (s *Server) credentialRefused(w http.ResponseWriter, r *http.Request, err error) {
+	switch bridge.KindOf(err) {
+	case bridge.KindNotFound, bridge.KindForbidden:
+		s.unauthorized(w, r, "%v", err)
+	default:
+		writeError(w, r, err)
+	}
+}
+
+func (s *Server) authenticateToken(w http.ResponseWriter, r *http.Request, st *requestState, token string) bool {
+	actor, expires, err := s.b.ActorForToken(r.Context(), token)
+	if err != nil {
+		s.credentialRefused(w, r, err)
+		return false
+	}
+	st.actor, st.cred = actor, credential{method: "token", expires: expires}
+	return true
+}
+
+// authenticateSignature verifies an SG-HMAC-SHA256 request (see package
+// sign): the date within the allowed skew, the body against its declared
+// hash, the HMAC in constant time, and the signature never seen before
+// (the nonce makes every honest request's signature new).
+// The body is read here, within the size limit, and replaced for the
+// handler.
+func (s *Server) authenticateSignature(w http.ResponseWriter, r *http.Request, st *requestState, header string) bool {
+	accessKey, sig, err := sign.ParseAuthorization(header)
+	if err != nil {
+		s.unauthorized(w, r, "%v", err)
+		return false
+	}
+	// Known before it is verified, so that the log of a refusal says which
+	// key was tried.
+	st.cred = credential{method: "keypair", accessKey: accessKey}
+	now := s.now()
+	date := r.Header.Get(sign.DateHeader)
+	if date == "" {
+		s.unauthorized(w, r, "a signed request needs the %s header (RFC 3339, e.g. %s)", sign.DateHeader, now.UTC().Format(time.RFC3339))
+		return false
+	}
+	at, err := time.Parse(time.RFC3339, date)
+	if err != nil {
+		s.unauthorized(w, r, "%s %q is not an RFC 3339 time such as %s", sign.DateHeader, date, now.UTC().Format(time.RFC3339))
+		return false
+	}
+	if off := at.Sub(now); off > s.skew || off < -s.skew {
+		s.unauthorized(w, r, "%s %s is %s the server's clock (server time %s); requests must be dated within ±%v: check that the client's clock is in sync",
+			sign.DateHeader, date, describeOffset(off), now.UTC().Format(time.RFC3339), s.skew)
+		return false
+	}
+	nonce := r.Header.Get(sign.NonceHeader)
+	if nonce == "" || len(nonce) > sign.MaxNonceLen {
+		s.unauthorized(w, r, "a signed request needs the %s header: 1 to %d characters, different for every request", sign.NonceHeader, sign.MaxNonceLen)
+		return false
+	}
+	secret, actor, err := s.b.KeypairSecret(r.Context(), accessKey)
+	if err != nil {
+		s.credentialRefused(w, r, err)
+		return false
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeError(w, r, err)
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	declared := r.Header.Get(sign.ContentSHA256Header)
+	if declared == "" {
+		s.unauthorized(w, r, "a signed request needs the %s header: the hex SHA-256 of the body", sign.ContentSHA256Header)
+		return false
+	}
+	hash := sign.BodyHash(body)
+	if !strings.EqualFold(declared, hash) {
+		s.unauthorized(w, r, "%s does not match the body the server received: the body was changed after signing", sign.ContentSHA256Header)
+		return false
+	}
+	stringToSign, err := sign.StringToSign(r.Method, r.URL, date, nonce, hash)
+	if err != nil {
+		s.unauthorized(w, r, "%v", err)
+		return false
+	}
+	if !hmac.Equal(sig, sign.Compute(secret, stringToSign)) {
+		s.unauthorized(w, r, "signature does not match: check the secret key, and that the date and nonce signed are the %s and %s sent (server time %s); the server signed %s",
+			sign.DateHeader, sign.NonceHeader, now.UTC().Format(time.RFC3339), strconv.Quote(stringToSign))
+		return false
+	}
+	// A signature stays acceptable while its date is within ±skew of the
+	// server's clock, which spans 2×skew of real time.
+	fresh, err := s.b.RememberSignature(r.Context(), sig, 2*s.skew)
+	if err != nil {
+		writeError(w, r, err)
+		return false
+	}
+	if !fresh {
+		s.unauthorized(w, r, "this signed request was already received once; sign every request anew (replayed requests are refused)")
+		return false
+	}
+	if err := s.b.KeypairUsed(r.Context(), accessKey); err != nil {
+		st.log.Warn("recording keypair use", "access_key", accessKey, "err", err)
+	}
+	st.actor = actor
+	return true
+}
+
+// describeOffset says how far a date is from now, for people.
+func describeOffset(off time.Duration) string {
+	if off > 0 {
+		return fmt.Sprintf("%v ahead of", off.Round(time.Second))
+	}
+	return fmt.Sprintf("%v behind", (-off).Round(time.Second))
+}

@@ -1,0 +1,94 @@
+package bridge
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/slurmgate/slurmgate/slurmctl"
+)
+
+// Config holds the domain's settings; cmd/slurmgate fills it from the TOML file.
+type Config struct {
+	// Cluster is the Slurm ClusterName the gateway manages.
+	Cluster string
+	// ManagedOrganization marks Slurm accounts the sync owns (their
+	// Organization field); accounts without it are never touched.
+	ManagedOrganization string
+	// JobOutputDir is where session jobs write stdout/stderr, on storage both
+	// the nodes and the gateway see: <dir>/<username>/<session id>.{out,err}.
+	JobOutputDir string
+	// ReconcileInterval is the session reconciler's tick.
+	ReconcileInterval time.Duration
+	// SyncInterval is how often the account sync runs besides after changes.
+	SyncInterval time.Duration
+	// SecretKey (32 bytes) encrypts keypair secrets at rest.
+	SecretKey []byte
+}
+
+// Bridge is the domain service. It is safe for concurrent use.
+type Bridge struct {
+	db    *pgxpool.Pool
+	slurm *slurmctl.Client
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	// orgChanged wakes the account sync after a change Slurm must mirror;
+	// buffered by one so bursts of changes coalesce into one sync.
+	orgChanged chan struct{}
+	hooks      testHooks
+	// submits bounds submissions in flight: each holds two database
+	// connections and a slurmrestd request.
+	submits chan struct{}
+	recon   reconcileState
+}
+
+// New returns a Bridge over an opened (migrated) database and a Slurm client.
+func New(db *pgxpool.Pool, slurm *slurmctl.Client, cfg Config, log *slog.Logger) *Bridge {
+	if cfg.ManagedOrganization == "" {
+		cfg.ManagedOrganization = "slurmgate"
+	}
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = 2 * time.Second
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = 5 * time.Minute
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Bridge{db: db, slurm: slurm, cfg: cfg, log: log, now: time.Now, orgChanged: make(chan struct{}, 1),
+		submits: make(chan struct{}, 8)}
+}
+
+// OrgChanges delivers a value after any change to domains, projects,
+// memberships, users or policies; the account sync waits on it.
+func (b *Bridge) OrgChanges() <-chan struct{} { return b.orgChanged }
+
+func (b *Bridge) notifyOrgChange() {
+	select {
+	case b.orgChanged <- struct{}{}:
+	default:
+	}
+}
+
+// Role is a user's global role.
+type Role string
+
+const (
+	RoleUser        Role = "user"
+	RoleDomainAdmin Role = "domain-admin"
+	RoleSuperadmin  Role = "superadmin"
+)
+
+// Actor is the authenticated user on whose behalf an operation runs.
+type Actor struct {
+	UserID   int64
+	Username string
+	Role     Role
+	DomainID int64
+}
+
+// System is the actor for the gateway's own work (reconciler, sync).
+var System = Actor{Username: "slurmgate", Role: RoleSuperadmin}

@@ -1,0 +1,373 @@
+package bridge
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/slurmgate/slurmgate/slurmctl"
+)
+
+// The session reconciler is level-triggered: every tick it reads all live
+// sessions from PostgreSQL and all session jobs from Slurm in one request,
+// and moves each session to where its job says it is. It never relies on
+// having seen an event, so a gateway restart, a missed tick or a job changed
+// behind its back (scancel on a login node) all heal the same way.
+
+// ReconcileStats describes one reconcile pass.
+type ReconcileStats struct {
+	Live          int           // live sessions examined
+	SlurmRequests int           // Slurm requests made
+	Transitions   int           // state changes recorded
+	Updated       int           // sessions whose pending details changed
+	Took          time.Duration // wall time
+}
+
+type reconcileState struct {
+	mu   sync.Mutex
+	last ReconcileStats
+	// partitions caches partition capacity for pending-reason sentences;
+	// refreshed at most every partitionTTL, and only when a sentence needs it.
+	partitions   []slurmctl.Partition
+	partitionsAt time.Time
+	accounts     map[string]slurmctl.Account
+	accountsAt   time.Time
+}
+
+// partitionTTL bounds how stale the capacity and limits quoted in pending
+// reasons may be; they cost extra Slurm requests, made only when needed.
+const partitionTTL = 30 * time.Second
+
+// LastReconcile returns the statistics of the most recent pass.
+func (b *Bridge) LastReconcile() ReconcileStats {
+	b.recon.mu.Lock()
+	defer b.recon.mu.Unlock()
+	return b.recon.last
+}
+
+// RunReconciler reconciles every Config.ReconcileInterval until ctx ends.
+func (b *Bridge) RunReconciler(ctx context.Context) {
+	t := time.NewTicker(b.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		if _, err := b.ReconcileOnce(ctx); err != nil && ctx.Err() == nil {
+			b.log.Warn("reconcile", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ReconcileOnce runs one pass. Only one pass runs at a time per gateway.
+func (b *Bridge) ReconcileOnce(ctx context.Context) (ReconcileStats, error) {
+	b.recon.mu.Lock()
+	defer b.recon.mu.Unlock()
+	start := b.now()
+	st := ReconcileStats{}
+	defer func() {
+		st.Took = time.Since(start)
+		b.recon.last = st
+	}()
+
+	rows, _ := b.db.Query(ctx, `SELECT `+sessionCols+sessionFrom+` WHERE s.state = ANY($1)`, liveStates)
+	live, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Session, error) { return scanSession(r) })
+	if err != nil {
+		return st, err
+	}
+	st.Live = len(live)
+	if len(live) == 0 {
+		return st, nil
+	}
+	jobs, err := b.slurm.AllJobs(ctx, slurmctl.JobFilter{CommentPrefix: jobCommentPrefix})
+	st.SlurmRequests++
+	if err != nil {
+		return st, err
+	}
+	byComment := make(map[string]*slurmctl.Job, len(jobs))
+	for i := range jobs {
+		byComment[jobs[i].Comment] = &jobs[i]
+	}
+	positions := queuePositions(jobs)
+
+	var errs []error
+	for _, s := range live {
+		job := byComment[jobComment(s.ID)]
+		var err error
+		switch {
+		case s.SubState == subSubmitting:
+			err = b.submitOrAdopt(ctx, s.ID, job)
+			if job == nil {
+				st.SlurmRequests++
+			}
+		case job == nil:
+			err = b.jobVanished(ctx, s)
+			st.Transitions++
+		default:
+			var changed, moved bool
+			changed, moved, err = b.follow(ctx, s, job, positions, &st)
+			if moved {
+				st.Transitions++
+			} else if changed {
+				st.Updated++
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("session %s: %w", s.ID, err))
+		}
+	}
+	if len(errs) > 0 {
+		return st, fmt.Errorf("%d of %d sessions: %w", len(errs), len(live), errs[0])
+	}
+	return st, nil
+}
+
+// queuePositions ranks pending jobs per partition the way the scheduler
+// considers them: higher priority first, then older first.
+func queuePositions(jobs []slurmctl.Job) map[slurmctl.JobID]int {
+	byPart := map[string][]*slurmctl.Job{}
+	for i := range jobs {
+		if j := &jobs[i]; j.State == slurmctl.JobPending {
+			byPart[j.Partition] = append(byPart[j.Partition], j)
+		}
+	}
+	pos := map[slurmctl.JobID]int{}
+	for _, list := range byPart {
+		slices.SortFunc(list, func(a, b *slurmctl.Job) int {
+			return cmp.Or(cmp.Compare(b.Priority, a.Priority), a.SubmitTime.Compare(b.SubmitTime), cmp.Compare(a.ID, b.ID))
+		})
+		for i, j := range list {
+			pos[j.ID] = i + 1
+		}
+	}
+	return pos
+}
+
+// follow moves s to where job is. It reports whether anything was written
+// and whether that was a state transition.
+func (b *Bridge) follow(ctx context.Context, s Session, job *slurmctl.Job, positions map[slurmctl.JobID]int, st *ReconcileStats) (changed, moved bool, err error) {
+	switch {
+	case job.State == slurmctl.JobPending:
+		if s.State != StatePending {
+			return false, false, nil // requeued; Slurm will start it again
+		}
+		if s.MaxWaitS != nil && b.now().Sub(s.CreatedAt) > time.Duration(*s.MaxWaitS)*time.Second {
+			if err := b.slurm.Cancel(ctx, s.Owner, job.ID); err != nil {
+				return false, false, err
+			}
+			st.SlurmRequests++
+			return true, true, b.transition(ctx, s, StateCancelled, "cancelled",
+				fmt.Sprintf("did not start within its maximum wait of %s; last reason: %s", time.Duration(*s.MaxWaitS)*time.Second, s.StatusMessage),
+				endUpdate(s.ID, slurmctl.JobCancelled, nil))
+		}
+		return b.updatePending(ctx, s, job, positions[job.ID], st)
+	case !job.State.Terminal():
+		// RUNNING, SUSPENDED, or allocated and completing.
+		if s.State != StatePending {
+			return false, false, nil
+		}
+		msg := "running on " + job.Nodes
+		return true, true, b.transition(ctx, s, StateRunning, "started", msg, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `UPDATE sessions SET sub_state = '', slurm_state = $2, slurm_reason = '', node = $3,
+				started_at = $4, estimated_start = NULL, queue_position = NULL WHERE id = $1`,
+				s.ID, string(job.State), job.Nodes, cmp.Or(job.StartTime, b.now()))
+			return err
+		})
+	}
+	to, msg := outcome(s, job)
+	var exit *int
+	if job.State != slurmctl.JobCancelled || s.State != StatePending {
+		exit = &job.ExitCode
+	}
+	return true, true, b.transition(ctx, s, to, "ended", msg, endUpdate(s.ID, job.State, exit, job))
+}
+
+// outcome is where a finished job leaves its session, in words.
+func outcome(s Session, job *slurmctl.Job) (SessionState, string) {
+	limit := time.Duration(s.TimeLimitS) * time.Second
+	switch job.State {
+	case slurmctl.JobCompleted:
+		return StateTerminated, "completed (exit code 0)"
+	case slurmctl.JobFailed:
+		if job.Signal != 0 {
+			return StateTerminated, fmt.Sprintf("failed: killed by signal %d", job.Signal)
+		}
+		return StateTerminated, fmt.Sprintf("failed with exit code %d", job.ExitCode)
+	case slurmctl.JobTimeout:
+		return StateTerminated, fmt.Sprintf("TIMEOUT: stopped at its time limit of %s", limit)
+	case slurmctl.JobOutOfMemory:
+		return StateTerminated, fmt.Sprintf("OUT_OF_MEMORY: the job used more than its %d MiB", s.MemoryMB)
+	case slurmctl.JobNodeFail:
+		return StateTerminated, "NODE_FAIL: node " + job.Nodes + " failed while running the session"
+	case slurmctl.JobCancelled:
+		if s.State == StatePending {
+			return StateCancelled, "cancelled before it started"
+		}
+		if s.State == StateTerminating {
+			return StateTerminated, "terminated on request"
+		}
+		return StateTerminated, "cancelled in Slurm (scancel)"
+	case slurmctl.JobPreempted:
+		return StateTerminated, "PREEMPTED by a higher-priority job"
+	case slurmctl.JobBootFail:
+		return StateError, "BOOT_FAIL: node " + job.Nodes + " failed to boot"
+	case slurmctl.JobDeadline:
+		return StateTerminated, "DEADLINE: could not finish before its deadline"
+	}
+	return StateTerminated, "ended in Slurm state " + string(job.State)
+}
+
+// endUpdate records a session's end: Slurm's final state and the exit code.
+func endUpdate(id string, state slurmctl.JobState, exit *int, job ...*slurmctl.Job) func(pgx.Tx) error {
+	return func(tx pgx.Tx) error {
+		var node string
+		var started, ended *time.Time
+		if len(job) > 0 {
+			node = job[0].Nodes
+			if !job[0].StartTime.IsZero() {
+				started = &job[0].StartTime
+			}
+			if !job[0].EndTime.IsZero() {
+				ended = &job[0].EndTime
+			}
+		}
+		_, err := tx.Exec(context.Background(), `UPDATE sessions SET sub_state = '', slurm_state = $2, exit_code = $3,
+			node = CASE WHEN $4 = '' THEN node ELSE $4 END, started_at = COALESCE(started_at, $5),
+			ended_at = COALESCE($6, now()), estimated_start = NULL, queue_position = NULL WHERE id = $1`,
+			id, string(state), exit, node, started, ended)
+		return err
+	}
+}
+
+// updatePending refreshes a pending session's reason, estimate and queue
+// position, writing only when something a person would see changed.
+func (b *Bridge) updatePending(ctx context.Context, s Session, job *slurmctl.Job, pos int, st *ReconcileStats) (bool, bool, error) {
+	var est *time.Time
+	if !job.StartTime.IsZero() && job.StartTime.After(b.now()) {
+		t := job.StartTime.Truncate(time.Second)
+		est = &t
+	}
+	var qpos *int
+	if pos > 0 {
+		qpos = &pos
+	}
+	msg := b.explainPending(ctx, s, job, pos, st)
+	same := s.SlurmReason == job.Reason && s.StatusMessage == msg && s.SlurmState == string(job.State) &&
+		equalPtr(s.QueuePosition, qpos) && equalTimePtr(s.EstimatedStart, est)
+	if same {
+		return false, false, nil
+	}
+	err := pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE sessions SET slurm_state = $2, slurm_reason = $3, status_message = $4,
+			estimated_start = $5, queue_position = $6, updated_at = now() WHERE id = $1 AND state = 'PENDING'`,
+			s.ID, string(job.State), job.Reason, msg, est, qpos)
+		if err != nil || s.SlurmReason == job.Reason {
+			return err
+		}
+		return recordEvent(ctx, tx, s.ID, "waiting", StatePending, StatePending, msg)
+	})
+	return true, false, err
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+func equalTimePtr(a, b *time.Time) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && a.Equal(*b))
+}
+
+// explainPending turns Slurm's reason into a sentence for the session's
+// owner, with the limit and the usage behind it where we know them.
+func (b *Bridge) explainPending(ctx context.Context, s Session, job *slurmctl.Job, pos int, st *ReconcileStats) string {
+	pc := slurmctl.PendingContext{QueuePosition: pos, LimitScope: "project", Now: b.now()}
+	switch {
+	case strings.HasPrefix(job.Reason, "Assoc"):
+		if limits, inUse, running, err := b.projectLimits(ctx, s.projectID, st); err == nil {
+			pc.Limits, pc.InUse, pc.RunningJobs = limits, inUse, running
+		}
+	case job.Reason == "Resources" || job.Reason == "ReqNodeNotAvail" || strings.HasPrefix(job.Reason, "Partition"):
+		if parts := b.cachedPartitions(ctx, st); parts != nil {
+			for _, p := range parts {
+				if p.Name == job.Partition {
+					pc.Partition = &p
+				}
+			}
+		}
+	}
+	return slurmctl.ExplainPending(*job, pc)
+}
+
+// projectLimits returns what Slurm enforces on a project's account and what
+// its running sessions hold, for the sentence behind an Assoc* reason. The
+// limits are read from Slurm itself: it is Slurm's limit the job waits on,
+// whatever the policy says.
+func (b *Bridge) projectLimits(ctx context.Context, projectID int64, st *ReconcileStats) (slurmctl.Limits, slurmctl.TRES, int, error) {
+	p, err := b.projectByID(ctx, b.db, projectID)
+	if err != nil {
+		return slurmctl.Limits{}, nil, 0, err
+	}
+	acct, ok := b.cachedAccounts(ctx, st)[p.Account()]
+	if !ok {
+		return slurmctl.Limits{}, nil, 0, fmt.Errorf("account %s not found in Slurm", p.Account())
+	}
+	var running int
+	var cpus, mem, gpus int64
+	err = b.db.QueryRow(ctx, `SELECT count(*), COALESCE(sum(cpus), 0), COALESCE(sum(memory_mb), 0), COALESCE(sum(gpus), 0)
+		FROM sessions WHERE project_id = $1 AND state IN ('PREPARING', 'RUNNING', 'TERMINATING')`, projectID).
+		Scan(&running, &cpus, &mem, &gpus)
+	return acct.Limits, slurmctl.TRES{"cpu": cpus, "mem": mem, "gres/gpu": gpus}, running, err
+}
+
+func (b *Bridge) cachedPartitions(ctx context.Context, st *ReconcileStats) []slurmctl.Partition {
+	if b.recon.partitions == nil || b.now().Sub(b.recon.partitionsAt) > partitionTTL {
+		parts, err := b.slurm.Partitions(ctx)
+		st.SlurmRequests += 2
+		if err != nil {
+			return b.recon.partitions
+		}
+		b.recon.partitions, b.recon.partitionsAt = parts, b.now()
+	}
+	return b.recon.partitions
+}
+
+func (b *Bridge) cachedAccounts(ctx context.Context, st *ReconcileStats) map[string]slurmctl.Account {
+	if b.recon.accounts == nil || b.now().Sub(b.recon.accountsAt) > partitionTTL {
+		accts, err := b.slurm.Accounts(ctx)
+		st.SlurmRequests += 2
+		if err != nil {
+			return b.recon.accounts
+		}
+		b.recon.accounts = make(map[string]slurmctl.Account, len(accts))
+		for _, a := range accts {
+			b.recon.accounts[a.Name] = a
+		}
+		b.recon.accountsAt = b.now()
+	}
+	return b.recon.accounts
+}
+
+// jobVanished handles a recorded job that Slurm no longer lists: it finished
+// more than MinJobAge ago (while the gateway was down) or was purged.
+func (b *Bridge) jobVanished(ctx context.Context, s Session) error {
+	if s.JobID == nil {
+		return b.fail(ctx, s, "lost track of the job")
+	}
+	j, err := b.slurm.Job(ctx, s.Owner, slurmctl.JobID(*s.JobID))
+	if err == nil {
+		_, _, err = b.follow(ctx, s, &j, nil, &ReconcileStats{})
+		return err
+	}
+	if s.State == StateTerminating {
+		return b.transition(ctx, s, StateTerminated, "ended", "terminated on request", endUpdate(s.ID, slurmctl.JobCancelled, nil))
+	}
+	return b.fail(ctx, s, fmt.Sprintf("Slurm no longer knows job %d; it ended while the gateway was not watching (see sacct -j %d)", *s.JobID, *s.JobID))
+}

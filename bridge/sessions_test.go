@@ -1,0 +1,440 @@
+package bridge
+
+// Session lifecycle tests against real PostgreSQL and the real test cluster.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slurmgate/slurmgate/bridge/bridgetest"
+	"github.com/slurmgate/slurmgate/slurmctl"
+	"github.com/slurmgate/slurmgate/testdata/cluster"
+)
+
+// world is a bridge over a fresh database with one domain, one project whose
+// Slurm account exists, users alice and bob, and the catalogue sessions need.
+type world struct {
+	b          *Bridge
+	env        *cluster.Env
+	slurm      *slurmctl.Client
+	admin      Actor
+	alice, bob Actor
+	project    Project
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	env := cluster.Require(t)
+	slurm, err := slurmctl.New(slurmctl.Config{URL: env.RestURL, Cluster: env.Name, JWTKey: env.JWTKey(t), SlurmConf: env.SlurmConf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(bridgetest.Pool(t), slurm, Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir, ReconcileInterval: 200 * time.Millisecond}, nil)
+	ctx := t.Context()
+	w := &world{b: b, env: env, slurm: slurm}
+
+	domain := fmt.Sprintf("t%x", time.Now().UnixNano()&0xffffffff)
+	var domainID int64
+	if err := b.db.QueryRow(ctx, `INSERT INTO domains (name) VALUES ($1) RETURNING id`, domain).Scan(&domainID); err != nil {
+		t.Fatal(err)
+	}
+	w.admin = Actor{Username: "root", Role: RoleSuperadmin, DomainID: domainID}
+	mkUser := func(name string, uid int) Actor {
+		u, err := b.CreateUser(ctx, w.admin, NewUser{Username: name, UID: uid, Domain: domain})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.Actor()
+	}
+	w.alice, w.bob = mkUser("alice", 2001), mkUser("bob", 2002)
+	if w.project, err = b.CreateProject(ctx, w.admin, domain, "vision", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []Actor{w.alice, w.bob} {
+		if _, err := b.SetMembership(ctx, w.admin, w.project.ID, u.UserID, "member"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The Slurm side of the project, as the account sync would make it.
+	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: domain, Organization: "slurmgate-test"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slurm.DeleteAccount(context.Background(), domain) })
+	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: w.project.Account(), Parent: domain, Organization: "slurmgate-test"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if err := slurm.CreateAssociation(ctx, slurmctl.Association{Account: w.project.Account(), User: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sg := range []ScalingGroup{{Name: "cpu", Partitions: []string{"cpu"}}, {Name: "gpu", Partitions: []string{"gpu"}, GPUTypes: []string{"a100"}}} {
+		if _, err := b.CreateScalingGroup(ctx, w.admin, sg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.CreateImage(ctx, w.admin, Image{Name: "host", Tag: "latest", Location: "/", Runtime: "none"}); err != nil {
+		t.Fatal(err)
+	}
+	// Stop every live session when the test ends, so no job outlives it.
+	t.Cleanup(func() {
+		ss, _ := b.ListSessions(context.Background(), w.admin, SessionFilter{All: true, States: []SessionState{StatePending, StatePreparing, StateRunning}, Limit: 500})
+		for _, s := range ss {
+			if s.JobID != nil {
+				slurm.Cancel(context.Background(), s.Owner, slurmctl.JobID(*s.JobID))
+			}
+		}
+	})
+	return w
+}
+
+func (w *world) batch(cmd string) SessionRequest {
+	return SessionRequest{Type: "batch", Image: "host", ScalingGroup: "cpu", Command: cmd, CPUs: 1, MemoryMB: 128, TimeLimitS: 300}
+}
+
+// waitState reconciles until the session reaches one of the states.
+func (w *world) waitState(t *testing.T, a Actor, id string, limit time.Duration, states ...SessionState) Session {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		if _, err := w.b.ReconcileOnce(t.Context()); err != nil {
+			t.Logf("reconcile: %v", err)
+		}
+		s, err := w.b.Session(t.Context(), a, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range states {
+			if s.State == st {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session %s stayed %s (%s), want %v", id, s.State, s.StatusMessage, states)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (w *world) jobsFor(t *testing.T, id string) []slurmctl.Job {
+	t.Helper()
+	jobs, err := w.slurm.AllJobs(t.Context(), slurmctl.JobFilter{CommentPrefix: jobComment(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+func TestSessionBatchRunsToCompletionWithLogs(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	s, err := w.b.CreateSession(t.Context(), w.alice, w.batch(`echo "hello from $(hostname) as $(id -un)"; echo oops >&2`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.State != StatePending || s.JobID == nil || s.Owner != "alice" {
+		t.Fatalf("created session %+v; want PENDING with a job id, owned by alice", s)
+	}
+	s = w.waitState(t, w.alice, s.ID, 2*time.Minute, StateTerminated, StateError)
+	if s.State != StateTerminated || s.ExitCode == nil || *s.ExitCode != 0 || s.SlurmState != "COMPLETED" {
+		t.Fatalf("session ended %s exit %v slurm %s (%s)", s.State, s.ExitCode, s.SlurmState, s.StatusMessage)
+	}
+	var out, errOut bytes.Buffer
+	if err := w.b.SessionLog(t.Context(), w.alice, s.ID, LogOptions{}, &out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.b.SessionLog(t.Context(), w.alice, s.ID, LogOptions{Stream: "stderr"}, &errOut, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := "hello from " + s.Node + " as alice\n"; out.String() != want || errOut.String() != "oops\n" {
+		t.Fatalf("logs: stdout %q stderr %q; want %q and \"oops\"", out.String(), errOut.String(), want)
+	}
+	events, err := w.b.SessionEvents(t.Context(), w.alice, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range events {
+		kinds = append(kinds, e.Kind)
+	}
+	if got := strings.Join(kinds, ","); !strings.HasPrefix(got, "created,submitted") || !strings.HasSuffix(got, "ended") {
+		t.Errorf("timeline %s; want created, submitted, …, ended", got)
+	}
+}
+
+func TestSessionFailureExitCodeAndTimeout(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	failing, err := w.b.CreateSession(t.Context(), w.alice, w.batch("exit 3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := w.batch("sleep 600")
+	slow.TimeLimitS = 60
+	timed, err := w.b.CreateSession(t.Context(), w.alice, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := w.waitState(t, w.alice, failing.ID, 2*time.Minute, StateTerminated, StateError)
+	if s.ExitCode == nil || *s.ExitCode != 3 || s.SlurmState != "FAILED" || !strings.Contains(s.StatusMessage, "exit code 3") {
+		t.Errorf("exit 3 session: exit %v slurm %s message %q", s.ExitCode, s.SlurmState, s.StatusMessage)
+	}
+	// Slurm checks time limits every 30 s or so: allow a few minutes.
+	s = w.waitState(t, w.alice, timed.ID, 4*time.Minute, StateTerminated, StateError)
+	if s.SlurmState != "TIMEOUT" || !strings.Contains(s.StatusMessage, "TIMEOUT") {
+		t.Errorf("time-limited session: slurm %s message %q; want TIMEOUT", s.SlurmState, s.StatusMessage)
+	}
+}
+
+func TestSessionGPUQuotaRefusesWithLimitNamed(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := t.Context()
+	if _, err := w.b.SetPolicy(ctx, w.admin, Policy{Scope: "project", TargetID: w.project.ID, MaxGPUs: map[string]int{"": 2}}); err != nil {
+		t.Fatal(err)
+	}
+	req := SessionRequest{Type: "batch", Image: "host", ScalingGroup: "gpu", Command: "sleep 300", GPUs: 1, TimeLimitS: 600}
+	for range 2 {
+		if _, err := w.b.CreateSession(ctx, w.alice, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := w.b.CreateSession(ctx, w.bob, req)
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindQuota || e.Quota == nil {
+		t.Fatalf("third GPU session: %v; want a quota refusal", err)
+	}
+	if q := e.Quota; q.Scope != "project" || q.Limit != "gpus" || q.Max != 2 || q.InUse != 2 || q.Requested != 1 {
+		t.Errorf("refusal names %+v; want project gpus max 2, 2 in use, 1 asked", q)
+	}
+	if !strings.Contains(e.Message, "limit of 2 GPUs") {
+		t.Errorf("message %q does not name the limit", e.Message)
+	}
+}
+
+func TestSessionConcurrentCreatesNeverOvershootQuota(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := t.Context()
+	if _, err := w.b.SetPolicy(ctx, w.admin, Policy{Scope: "project", TargetID: w.project.ID, MaxGPUs: map[string]int{"": 4}}); err != nil {
+		t.Fatal(err)
+	}
+	req := SessionRequest{Type: "batch", Image: "host", ScalingGroup: "gpu", Command: "sleep 300", GPUs: 1, TimeLimitS: 600}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted, refused := 0, 0
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := w.alice
+			if i%2 == 1 {
+				a = w.bob
+			}
+			_, err := w.b.CreateSession(ctx, a, req)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				admitted++
+			case KindOf(err) == KindQuota:
+				refused++
+			default:
+				t.Errorf("create: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if admitted != 4 || refused != 16 {
+		t.Fatalf("admitted %d, refused %d of 20 against a 4-GPU quota; want 4 and 16", admitted, refused)
+	}
+	var gpus int
+	w.b.db.QueryRow(ctx, `SELECT COALESCE(sum(gpus), 0) FROM sessions WHERE state = ANY($1)`, liveStates).Scan(&gpus)
+	if gpus != 4 {
+		t.Fatalf("%d GPUs held by live sessions, want 4", gpus)
+	}
+}
+
+func TestSessionCrashBetweenWriteAndSubmitYieldsOneJob(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := t.Context()
+	crash := errors.New("simulated crash")
+
+	// Crash after the row is durable, before Slurm hears of it.
+	w.b.hooks.afterAdmit = func(string) error { return crash }
+	_, err := w.b.CreateSession(ctx, w.alice, w.batch("sleep 30"))
+	w.b.hooks.afterAdmit = nil
+	if !errors.Is(err, crash) {
+		t.Fatalf("create: %v, want the simulated crash", err)
+	}
+	// Crash after Slurm took the job, before its id was recorded.
+	w.b.hooks.afterSubmit = func(string) error { return crash }
+	_, err = w.b.CreateSession(ctx, w.bob, w.batch("sleep 30"))
+	w.b.hooks.afterSubmit = nil
+	if err != nil {
+		t.Fatalf("create with a crash after submit: %v (the create itself reports success: the job exists)", err)
+	}
+
+	ss, err := w.b.ListSessions(ctx, w.admin, SessionFilter{All: true})
+	if err != nil || len(ss) != 2 {
+		t.Fatalf("%d sessions (%v), want 2", len(ss), err)
+	}
+	for _, s := range ss {
+		if s.SubState != subSubmitting || s.JobID != nil {
+			t.Fatalf("session %s: sub-state %q job %v; want still submitting", s.Owner, s.SubState, s.JobID)
+		}
+	}
+	// "Restart": reconcile a few times, as a fresh gateway would.
+	for range 3 {
+		if _, err := w.b.ReconcileOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range ss {
+		jobs := w.jobsFor(t, s.ID)
+		if len(jobs) != 1 {
+			t.Fatalf("session of %s has %d Slurm jobs, want exactly 1", s.Owner, len(jobs))
+		}
+		got, _ := w.b.Session(ctx, w.admin, s.ID)
+		if got.JobID == nil || *got.JobID != int64(jobs[0].ID) {
+			t.Fatalf("session of %s records job %v, Slurm has %d", s.Owner, got.JobID, jobs[0].ID)
+		}
+	}
+}
+
+func TestSessionDestroyAndPendingReason(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := t.Context()
+	// Slurm lets the project run one job at a time, so a second session pends
+	// on the account's limit.
+	acct, err := w.slurm.Account(ctx, w.project.Account())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct.Limits.GrpJobs = 1
+	if err := w.slurm.UpdateAccount(ctx, acct); err != nil {
+		t.Fatal(err)
+	}
+	run, err := w.b.CreateSession(ctx, w.alice, w.batch("sleep 300"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitState(t, w.alice, run.ID, time.Minute, StateRunning)
+	pend, err := w.b.CreateSession(ctx, w.alice, w.batch("sleep 300"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for pend.SlurmReason != "AssocGrpJobsLimit" && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		w.b.ReconcileOnce(ctx)
+		pend, _ = w.b.Session(ctx, w.alice, pend.ID)
+	}
+	if pend.State != StatePending || pend.SlurmReason != "AssocGrpJobsLimit" || !strings.Contains(pend.StatusMessage, "1") {
+		t.Fatalf("second session: %s reason %s message %q; want PENDING on AssocGrpJobsLimit, explained", pend.State, pend.SlurmReason, pend.StatusMessage)
+	}
+	if pend.QueuePosition == nil {
+		t.Error("pending session has no queue position")
+	}
+	s, err := w.b.DestroySession(ctx, w.alice, pend.ID)
+	if err != nil || s.State != StateCancelled {
+		t.Fatalf("destroying a pending session: %v %s, want CANCELLED", err, s.State)
+	}
+	s, err = w.b.DestroySession(ctx, w.alice, run.ID)
+	if err != nil || s.State != StateTerminating {
+		t.Fatalf("destroying a running session: %v %s, want TERMINATING", err, s.State)
+	}
+	s = w.waitState(t, w.alice, run.ID, time.Minute, StateTerminated)
+	if s.SlurmState != "CANCELLED" || s.StatusMessage != "terminated on request" {
+		t.Errorf("terminated session: slurm %s message %q", s.SlurmState, s.StatusMessage)
+	}
+}
+
+func TestSessionOtherUsersGetNotFound(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := t.Context()
+	s, err := w.b.CreateSession(ctx, w.alice, w.batch("echo secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.b.Session(ctx, w.bob, s.ID); KindOf(err) != KindNotFound {
+		t.Errorf("bob reading alice's session: %v, want not found", err)
+	}
+	if _, err := w.b.SessionEvents(ctx, w.bob, s.ID); KindOf(err) != KindNotFound {
+		t.Errorf("bob reading alice's events: %v, want not found", err)
+	}
+	if err := w.b.SessionLog(ctx, w.bob, s.ID, LogOptions{}, &bytes.Buffer{}, nil); KindOf(err) != KindNotFound {
+		t.Errorf("bob reading alice's logs: %v, want not found", err)
+	}
+	if _, err := w.b.DestroySession(ctx, w.bob, s.ID); KindOf(err) != KindNotFound {
+		t.Errorf("bob destroying alice's session: %v, want not found", err)
+	}
+	list, err := w.b.ListSessions(ctx, w.bob, SessionFilter{All: true})
+	if err != nil || len(list) != 0 {
+		t.Errorf("bob's listing shows %d sessions (%v), want none", len(list), err)
+	}
+	if list, _ := w.b.ListSessions(ctx, w.alice, SessionFilter{}); len(list) != 1 {
+		t.Errorf("alice's listing shows %d sessions, want 1", len(list))
+	}
+}
+
+func TestSessionBadInputChangesNothing(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := t.Context()
+	bad := map[string]func(*SessionRequest){
+		"unknown image":     func(r *SessionRequest) { r.Image = "nosuch" },
+		"negative GPUs":     func(r *SessionRequest) { r.GPUs = -1 },
+		"10-year lifetime":  func(r *SessionRequest) { r.TimeLimitS = 10 * 365 * 24 * 3600 },
+		"bad type":          func(r *SessionRequest) { r.Type = "daemon" },
+		"reserved env":      func(r *SessionRequest) { r.Environment = map[string]string{"SLURM_JOB_ID": "1"} },
+		"bad env name":      func(r *SessionRequest) { r.Environment = map[string]string{"A-B": "1"} },
+		"unknown group":     func(r *SessionRequest) { r.ScalingGroup = "nosuch" },
+		"GPU type w/o GPUs": func(r *SessionRequest) { r.GPUType = "a100" },
+		"GPUs on cpu group": func(r *SessionRequest) { r.GPUs = 1 },
+		"batch w/o command": func(r *SessionRequest) { r.Command = "" },
+		"foreign project":   func(r *SessionRequest) { r.Project = "other/proj" },
+		"unknown preset":    func(r *SessionRequest) { r.Preset = "huge" },
+	}
+	for name, mutate := range bad {
+		req := w.batch("true")
+		mutate(&req)
+		_, err := w.b.CreateSession(ctx, w.alice, req)
+		var e *Error
+		if !errors.As(err, &e) || e.Kind != KindInvalid || e.Message == "" {
+			t.Errorf("%s: %v; want an invalid-request error", name, err)
+		}
+	}
+	var n int
+	w.b.db.QueryRow(ctx, `SELECT count(*) FROM sessions`).Scan(&n)
+	if n != 0 {
+		t.Fatalf("%d sessions written by refused requests, want 0", n)
+	}
+}
+
+func TestSessionIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	req := w.batch("true")
+	req.IdempotencyKey = "retry-me"
+	a, err := w.b.CreateSession(t.Context(), w.alice, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := w.b.CreateSession(t.Context(), w.alice, req)
+	if err != nil || b.ID != a.ID {
+		t.Fatalf("retry returned %s (%v), want the first session %s", b.ID, err, a.ID)
+	}
+	if jobs := w.jobsFor(t, a.ID); len(jobs) != 1 {
+		t.Fatalf("%d jobs for an idempotent create, want 1", len(jobs))
+	}
+}

@@ -1,0 +1,198 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"os/user"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/slurmgate/slurmgate/apptainer"
+	"github.com/slurmgate/slurmgate/slurmctl"
+)
+
+// jobComment tags a session's job so the reconciler can find it by comment
+// even when the gateway died before recording the job id.
+func jobComment(sessionID string) string { return "slurmgate:" + sessionID }
+
+// jobCommentPrefix matches every session job.
+const jobCommentPrefix = "slurmgate:"
+
+// withSessionLock runs fn while holding a PostgreSQL advisory lock for the
+// session on a dedicated connection, so only one gateway replica (or one
+// goroutine) submits a given session. It reports false if another holds it.
+func (b *Bridge) withSessionLock(ctx context.Context, id string, fn func() error) (bool, error) {
+	conn, err := b.db.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Release()
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	key := int64(h.Sum64())
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(8, $1::int)`, int32(key)).Scan(&got); err != nil {
+		return false, err
+	}
+	if !got {
+		return false, nil
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(8, $1::int)`, int32(key))
+	return true, fn()
+}
+
+// submitOnce submits a session still marked "submitting", unless a job for
+// it already exists (known, when the caller has just listed Slurm's jobs).
+func (b *Bridge) submitOnce(ctx context.Context, id string) error {
+	return b.submitOrAdopt(ctx, id, nil)
+}
+
+func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmctl.Job) error {
+	select {
+	case b.submits <- struct{}{}:
+		defer func() { <-b.submits }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	_, err := b.withSessionLock(ctx, id, func() error {
+		s, err := b.sessionByID(ctx, id)
+		if err != nil || s.State != StatePending || s.SubState != subSubmitting {
+			return err // someone else finished it meanwhile
+		}
+		if existing != nil {
+			return b.recordSubmitted(ctx, s, existing.ID, "adopted job %d found by its comment after a gateway restart")
+		}
+		spec, err := b.jobSpec(ctx, s)
+		if err != nil {
+			return b.fail(ctx, s, "cannot prepare the job: "+err.Error())
+		}
+		jobID, err := b.slurm.Submit(ctx, s.Owner, spec)
+		if err != nil {
+			if errors.Is(err, slurmctl.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return err // the reconciler retries
+			}
+			return b.fail(ctx, s, "Slurm refused the job: "+err.Error())
+		}
+		if b.hooks.afterSubmit != nil {
+			if err := b.hooks.afterSubmit(id); err != nil {
+				return err
+			}
+		}
+		return b.recordSubmitted(ctx, s, jobID, "submitted as job %d")
+	})
+	return err
+}
+
+func (b *Bridge) recordSubmitted(ctx context.Context, s Session, jobID slurmctl.JobID, format string) error {
+	return pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE sessions SET job_id = $2, sub_state = $3, status_message = 'queued in Slurm',
+			updated_at = now() WHERE id = $1`, s.ID, int64(jobID), subQueued)
+		if err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, s.ID, "submitted", StatePending, StatePending, fmt.Sprintf(format, jobID))
+	})
+}
+
+// fail ends a session in ERROR with a message the user can act on.
+func (b *Bridge) fail(ctx context.Context, s Session, msg string) error {
+	return b.transition(ctx, s, StateError, "error", msg, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE sessions SET sub_state = '', ended_at = now() WHERE id = $1`, s.ID)
+		return err
+	})
+}
+
+// transition moves s to state "to" with an event, plus any extra updates, in
+// one transaction. It is a no-op if s already left its recorded state.
+func (b *Bridge) transition(ctx context.Context, s Session, to SessionState, kind, msg string, extra func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE sessions SET state = $3, status_message = $4, updated_at = now()
+			WHERE id = $1 AND state = $2`, s.ID, s.State, to, msg)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		if extra != nil {
+			if err := extra(tx); err != nil {
+				return err
+			}
+		}
+		return recordEvent(ctx, tx, s.ID, kind, s.State, to, msg)
+	})
+}
+
+// jobSpec renders the session's Slurm job through its container runtime.
+func (b *Bridge) jobSpec(ctx context.Context, s Session) (slurmctl.JobSpec, error) {
+	img, err := b.Image(ctx, s.Image)
+	if err != nil {
+		return slurmctl.JobSpec{}, fmt.Errorf("image %s left the catalogue", s.Image)
+	}
+	sg, err := b.ScalingGroup(ctx, s.ScalingGroup)
+	if err != nil {
+		return slurmctl.JobSpec{}, err
+	}
+	rt, err := apptainer.Lookup(cmpOr(img.Runtime, sg.Runtime))
+	if err != nil {
+		return slurmctl.JobSpec{}, err
+	}
+	script, err := rt.JobScript(apptainer.Job{
+		SessionID: s.ID, Interactive: s.Type == "interactive", Image: img.Location, Command: s.Command, GPUs: s.GPUs,
+	})
+	if err != nil {
+		return slurmctl.JobSpec{}, err
+	}
+	outDir := filepath.Dir(s.stdoutPath)
+	if err := ensureUserDir(outDir, s.OwnerUID); err != nil {
+		return slurmctl.JobSpec{}, err
+	}
+	env := map[string]string{
+		"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "USER": s.Owner, "LOGNAME": s.Owner,
+		"HOME": homeOf(s.Owner), "SLURMGATE_SESSION_ID": s.ID,
+	}
+	for k, v := range s.Environment {
+		env[k] = v
+	}
+	spec := slurmctl.JobSpec{
+		Name: "sg-" + s.ID[:8], Comment: jobComment(s.ID), Account: projectAccount(s.Project),
+		Partition: s.Partition, Script: script, Environment: env, Nodes: 1, Tasks: 1, CPUsPerTask: s.CPUs,
+		MemoryMB: s.MemoryMB, TimeLimit: time.Duration(s.TimeLimitS) * time.Second,
+		StdOut: s.stdoutPath, StdErr: s.stderrPath, WorkDir: outDir,
+	}
+	if s.GPUs > 0 {
+		spec.GRES = []slurmctl.GRES{{Name: "gpu", Type: s.GPUType, Count: int64(s.GPUs)}}
+	}
+	return spec, nil
+}
+
+// projectAccount maps "domain/project" to its Slurm account "domain.project".
+func projectAccount(path string) string {
+	for i := range len(path) {
+		if path[i] == '/' {
+			return path[:i] + "." + path[i+1:]
+		}
+	}
+	return path
+}
+
+// ensureUserDir makes the per-user job output directory: owned by the user,
+// mode 0700, so only the user (and the gateway, as root) read session output.
+func ensureUserDir(dir string, uid int) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("job output directory: %w", err)
+	}
+	if err := os.Chown(dir, uid, -1); err != nil {
+		return fmt.Errorf("job output directory %s: giving it to uid %d: %w (the gateway runs as root to do this)", dir, uid, err)
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+func homeOf(username string) string {
+	if u, err := user.Lookup(username); err == nil && u.HomeDir != "" {
+		return u.HomeDir
+	}
+	return "/tmp"
+}

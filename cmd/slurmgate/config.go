@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the gateway's configuration: one TOML file (etc/slurmgate.toml
+// documents every key), each key overridable by an environment variable
+// SLURMGATE_<SECTION>_<KEY>, e.g. SLURMGATE_DATABASE_URL.
+type Config struct {
+	Server   ServerConfig   `toml:"server"`
+	Database DatabaseConfig `toml:"database"`
+	Slurm    SlurmConfig    `toml:"slurm"`
+	Sessions SessionsConfig `toml:"sessions"`
+	Sync     SyncConfig     `toml:"sync"`
+	Security SecurityConfig `toml:"security"`
+}
+
+type ServerConfig struct {
+	Listen    string `toml:"listen"`
+	PublicURL string `toml:"public_url"`
+	LogFormat string `toml:"log_format"`
+	LogLevel  string `toml:"log_level"`
+}
+
+type DatabaseConfig struct {
+	URL string `toml:"url" secret:"url"`
+}
+
+type SlurmConfig struct {
+	Cluster    string `toml:"cluster"`
+	RestURL    string `toml:"rest_url"`
+	JWTKeyFile string `toml:"jwt_key_file"`
+	APIVersion string `toml:"api_version"`
+	AdminUser  string `toml:"admin_user"`
+	SlurmConf  string `toml:"slurm_conf"`
+}
+
+type SessionsConfig struct {
+	JobOutputDir      string   `toml:"job_output_dir"`
+	ReconcileInterval Duration `toml:"reconcile_interval"`
+}
+
+type SyncConfig struct {
+	Interval            Duration `toml:"interval"`
+	ManagedOrganization string   `toml:"managed_organization"`
+}
+
+type SecurityConfig struct {
+	SecretKeyFile string `toml:"secret_key_file"`
+}
+
+// Duration is a time.Duration written as "2s" or "5m" in TOML and the environment.
+type Duration struct{ time.Duration }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 2s or 5m", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func defaultConfig() Config {
+	return Config{
+		Server:   ServerConfig{Listen: "127.0.0.1:8080", LogFormat: "text", LogLevel: "info"},
+		Slurm:    SlurmConfig{APIVersion: "v0.0.38", AdminUser: "slurm"},
+		Sessions: SessionsConfig{JobOutputDir: "/var/lib/slurmgate/jobs", ReconcileInterval: Duration{2 * time.Second}},
+		Sync:     SyncConfig{Interval: Duration{5 * time.Minute}, ManagedOrganization: "slurmgate"},
+	}
+}
+
+// loadConfig reads path (if not empty), then applies SLURMGATE_* variables
+// from environ, then validates.
+func loadConfig(path string, environ []string) (Config, error) {
+	cfg := defaultConfig()
+	if path != "" {
+		md, err := toml.DecodeFile(path, &cfg)
+		if err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			return cfg, fmt.Errorf("config %s: unknown key %s (see etc/slurmgate.toml for the keys)", path, und[0])
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.validate()
+}
+
+// applyEnv overrides leaves of cfg from SLURMGATE_<SECTION>_<KEY> variables.
+func applyEnv(cfg *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "SLURMGATE_") {
+			env[k] = v
+		}
+	}
+	return walkConfig(cfg, func(section, key string, f reflect.Value, _ reflect.StructField) error {
+		name := "SLURMGATE_" + strings.ToUpper(section+"_"+key)
+		v, ok := env[name]
+		if !ok {
+			return nil
+		}
+		switch p := f.Addr().Interface().(type) {
+		case *string:
+			*p = v
+		case *Duration:
+			if err := p.UnmarshalText([]byte(v)); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		case *int:
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a number", name, v)
+			}
+			*p = n
+		default:
+			return fmt.Errorf("%s: unsupported type %s", name, f.Type())
+		}
+		return nil
+	})
+}
+
+// walkConfig calls fn for every leaf field, by TOML section and key.
+func walkConfig(cfg *Config, fn func(section, key string, f reflect.Value, sf reflect.StructField) error) error {
+	root := reflect.ValueOf(cfg).Elem()
+	for i := range root.NumField() {
+		sec := root.Field(i)
+		secName := root.Type().Field(i).Tag.Get("toml")
+		for j := range sec.NumField() {
+			sf := sec.Type().Field(j)
+			if err := fn(secName, sf.Tag.Get("toml"), sec.Field(j), sf); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c Config) validate() error {
+	var errs []error
+	need := func(v, key, hint string) {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is required (%s)", key, hint))
+		}
+	}
+	need(c.Database.URL, "database.url", "SLURMGATE_DATABASE_URL, e.g. postgres://user:pass@127.0.0.1:5432/slurmgate")
+	need(c.Slurm.Cluster, "slurm.cluster", "Slurm's ClusterName")
+	need(c.Slurm.RestURL, "slurm.rest_url", "slurmrestd's URL, e.g. http://127.0.0.1:6820")
+	need(c.Slurm.JWTKeyFile, "slurm.jwt_key_file", "the jwt_key file named in slurm.conf's AuthAltParameters")
+	need(c.Security.SecretKeyFile, "security.secret_key_file", "a file of 32 random bytes: head -c 32 /dev/urandom > secret.key")
+	if c.Server.LogFormat != "text" && c.Server.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("server.log_format %q: want text or json", c.Server.LogFormat))
+	}
+	switch c.Server.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("server.log_level %q: want debug, info, warn or error", c.Server.LogLevel))
+	}
+	if c.Sessions.ReconcileInterval.Duration < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("sessions.reconcile_interval %s is too short (at least 100ms)", c.Sessions.ReconcileInterval))
+	}
+	if c.Sync.Interval.Duration < time.Second {
+		errs = append(errs, fmt.Errorf("sync.interval %s is too short (at least 1s)", c.Sync.Interval))
+	}
+	return errors.Join(errs...)
+}
+
+// masked renders the effective configuration as TOML with secrets hidden:
+// a database URL keeps everything but its password.
+func (c Config) masked() string {
+	walkConfig(&c, func(_, _ string, f reflect.Value, sf reflect.StructField) error {
+		if sf.Tag.Get("secret") == "url" && f.String() != "" {
+			if u, err := url.Parse(f.String()); err == nil && u.User != nil {
+				if _, has := u.User.Password(); has {
+					u.User = url.UserPassword(u.User.Username(), "xxxxx")
+				}
+				f.SetString(u.String())
+			} else if err != nil {
+				f.SetString("(unparseable URL hidden)")
+			}
+		}
+		return nil
+	})
+	var buf bytes.Buffer
+	toml.NewEncoder(&buf).Encode(c)
+	return buf.String()
+}
+
+// readKeyFile reads a secret key file, refusing one readable by others.
+func readKeyFile(path, what string, size int) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s %s is readable by others (mode %o); chmod 600 it", what, path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if size > 0 && len(b) < size {
+		return nil, fmt.Errorf("%s %s holds %d bytes, want at least %d", what, path, len(b), size)
+	}
+	return b, nil
+}

@@ -1,0 +1,52 @@
+// Command slurmgate is the one binary of Slurmgate: the gateway server, the
+// in-job session agent and the researcher's CLI. This file wires the command
+// tree; the logic lives in the packages it calls.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v3"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newApp().Run(ctx, os.Args)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "slurmgate:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+func newApp() *cli.Command {
+	return &cli.Command{
+		Name:    "slurmgate",
+		Usage:   "compute sessions on a Slurm cluster: gateway, in-job agent and CLI",
+		Version: versionString(),
+		Description: `Slurmgate runs interactive and batch compute sessions as Slurm jobs, submitted
+as your own POSIX user, and reaches their apps (Jupyter, terminals, any port)
+through the gateway without an inbound port on the compute node.
+
+Examples:
+   slurmgate version                 print the version and build information
+   slurmgate --help                  this help`,
+		EnableShellCompletion: true,
+		Commands: []*cli.Command{
+			versionCommand(),
+		},
+	}
+}
+
+// exitCode maps an error to the process exit status: 2 for usage errors, as
+// the shell convention and Slurm's own tools do, 1 for everything else.
+func exitCode(err error) int {
+	if ec, ok := err.(cli.ExitCoder); ok {
+		return ec.ExitCode()
+	}
+	return 1
+}
