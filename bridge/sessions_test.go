@@ -65,7 +65,17 @@ func newWorld(t *testing.T) *world {
 	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: domain, Organization: "slurmgate-test"}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { slurm.DeleteAccount(context.Background(), domain) })
+	t.Cleanup(func() {
+		// Retried while the sessions' cancelled jobs finish: Slurm keeps an
+		// account with active jobs.
+		for try := 0; try < 50; try++ {
+			err := slurm.DeleteAccount(context.Background(), domain)
+			if err == nil || errors.Is(err, slurmctl.ErrNotFound) {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
 	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: w.project.Account(), Parent: domain, Organization: "slurmgate-test"}); err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,23 @@ func waitJob(t *testing.T, c *slurmctl.Client, user string, id slurmctl.JobID, l
 	return last
 }
 
+// deleteAccountLater removes an account when the test ends, retrying while
+// the test's cancelled jobs finish (Slurm refuses to delete an account with
+// active jobs).
+func deleteAccountLater(t *testing.T, c *slurmctl.Client, names ...string) {
+	t.Cleanup(func() {
+		for _, name := range names {
+			for try := 0; try < 50; try++ {
+				err := c.DeleteAccount(context.Background(), name)
+				if err == nil || errors.Is(err, slurmctl.ErrNotFound) {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	})
+}
+
 func terminal(j slurmctl.Job) bool { return j.State.Terminal() && !hasFlag(j, "COMPLETING") }
 
 func hasFlag(j slurmctl.Job, f string) bool {
@@ -283,10 +300,7 @@ func TestClusterAccountsLimitsAndEnforcement(t *testing.T) {
 	ctx := t.Context()
 	domain := uniq("sgd")
 	project := domain + ".vision"
-	t.Cleanup(func() {
-		_ = c.DeleteAccount(context.Background(), project)
-		_ = c.DeleteAccount(context.Background(), domain)
-	})
+	deleteAccountLater(t, c, project, domain)
 	if err := c.CreateAccount(ctx, slurmctl.Account{Name: domain, Description: "domain", Organization: "slurmgate"}); err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +391,7 @@ func TestClusterTypedErrors(t *testing.T) {
 	if err := c.CreateAccount(ctx, slurmctl.Account{Name: other}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.DeleteAccount(context.Background(), other) })
+	deleteAccountLater(t, c, other)
 	s := spec
 	s.Account = other
 	if _, err := c.Submit(ctx, "alice", s); !errors.Is(err, slurmctl.ErrInvalidAccount) {

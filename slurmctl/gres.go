@@ -33,7 +33,16 @@ func parseGRESItem(item string) (GRES, error) {
 	rest := parts[1:]
 	if len(rest) > 0 {
 		last := rest[len(rest)-1]
-		if n, err := strconv.ParseInt(last, 10, 64); err == nil {
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil && last != "" && last[0] >= '0' && last[0] <= '9' {
+			// sbatch reads "gpu:2k" as 2048 GPUs and "gpu:2080ti" as a bad
+			// count; neither is what a person means, so say so.
+			if t := strings.TrimRight(last, "kKmMgGtTpP"); t != last && strings.Trim(t, "0123456789") == "" {
+				return GRES{}, fmt.Errorf("%q: write the count %q in full, without a unit", item, last)
+			}
+			return GRES{}, fmt.Errorf("%q: %q is neither a plain count nor a type; write name:type:count, e.g. gpu:a100:2", item, last)
+		}
+		if err == nil {
 			if n <= 0 {
 				return GRES{}, fmt.Errorf("%q: count must be at least 1", item)
 			}

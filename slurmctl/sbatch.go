@@ -772,11 +772,6 @@ func parseGRESRequest(v string) ([]GRES, error) {
 		return nil, err
 	}
 	for i, g := range list {
-		// sbatch reads gpu:2k as 2048 GPUs; ParseGRES takes a count it
-		// cannot read for a type, so refuse rather than ask for type "2k".
-		if t := strings.TrimRight(g.Type, "kKmMgGtTpP"); t != g.Type && t != "" && strings.Trim(t, "0123456789") == "" {
-			return nil, fmt.Errorf("gres %q: write the count %q in full, without a unit", v, g.Type)
-		}
 		for _, h := range list[:i] {
 			switch {
 			case h.Name == g.Name && h.Type == g.Type:

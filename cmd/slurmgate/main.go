@@ -38,6 +38,8 @@ Examples:
 		EnableShellCompletion: true,
 		Commands: []*cli.Command{
 			versionCommand(),
+			serverCommand(),
+			adminCommand(),
 		},
 	}
 }

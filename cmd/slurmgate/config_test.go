@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigSampleLoadsAndEnvOverrides(t *testing.T) {
+	cfg, err := loadConfig("../../etc/slurmgate.toml", []string{
+		"SLURMGATE_DATABASE_URL=postgres://gw:s3cret@db:5432/sg",
+		"SLURMGATE_SESSIONS_RECONCILE_INTERVAL=500ms",
+		"UNRELATED=1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Database.URL != "postgres://gw:s3cret@db:5432/sg" || cfg.Sessions.ReconcileInterval.Duration != 500*time.Millisecond {
+		t.Fatalf("environment did not override: %+v", cfg)
+	}
+	if cfg.Slurm.RestURL != "http://127.0.0.1:6820" {
+		t.Errorf("sample value lost: rest_url %q", cfg.Slurm.RestURL)
+	}
+	out := cfg.masked()
+	if strings.Contains(out, "s3cret") || !strings.Contains(out, "gw:xxxxx@db") {
+		t.Fatalf("masked configuration leaks or loses the URL:\n%s", out)
+	}
+}
+
+func TestConfigRejectsBadInput(t *testing.T) {
+	dir := t.TempDir()
+	cases := map[string]string{
+		"unknown key":  "[server]\nlisten = \"127.0.0.1:1\"\ncolour = \"blue\"\n",
+		"bad duration": "[sessions]\nreconcile_interval = \"soon\"\n",
+		"not TOML":     "[server\n",
+	}
+	for name, body := range cases {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".toml")
+		os.WriteFile(path, []byte(body), 0o600)
+		if _, err := loadConfig(path, nil); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// Missing required settings are all named at once.
+	_, err := loadConfig("", nil)
+	for _, key := range []string{"database.url", "slurm.cluster", "slurm.rest_url", "slurm.jwt_key_file", "security.secret_key_file"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("empty configuration: error %v does not name %s", err, key)
+		}
+	}
+	if _, err := loadConfig("", []string{"SLURMGATE_SERVER_LOG_LEVEL=loud"}); err == nil || !strings.Contains(err.Error(), "log_level") {
+		t.Errorf("bad log level from the environment: %v", err)
+	}
+}

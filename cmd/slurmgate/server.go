@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/urfave/cli/v3"
+
+	"github.com/slurmgate/slurmgate/api"
+	"github.com/slurmgate/slurmgate/bridge"
+	"github.com/slurmgate/slurmgate/bridge/store"
+	"github.com/slurmgate/slurmgate/slurmctl"
+)
+
+var configFlag = &cli.StringFlag{
+	Name:    "config",
+	Aliases: []string{"c"},
+	Usage:   "TOML configuration `FILE` (every key can also come from SLURMGATE_<SECTION>_<KEY>)",
+	Sources: cli.EnvVars("SLURMGATE_CONFIG"),
+}
+
+func serverCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "server",
+		Usage: "run the gateway: REST API, session reconciler and Slurm account sync",
+		Description: `The gateway keeps its state in PostgreSQL and speaks to Slurm through
+slurmrestd with a short-lived JWT per user. Several replicas may run against
+one database.
+
+Examples:
+   slurmgate server --config /etc/slurmgate/slurmgate.toml
+   slurmgate server --config etc/slurmgate.toml --check-config`,
+		Flags: []cli.Flag{
+			configFlag,
+			&cli.BoolFlag{Name: "check-config", Usage: "validate the configuration, print it with secrets masked, and exit"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			cfg, err := loadConfig(cmd.String("config"), os.Environ())
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			if cmd.Bool("check-config") {
+				fmt.Fprint(cmd.Root().Writer, cfg.masked())
+				return nil
+			}
+			return runServer(ctx, cfg, cmd.Root().ErrWriter)
+		},
+	}
+}
+
+// gateway is what the server and the admin commands share.
+type gateway struct {
+	cfg    Config
+	log    *slog.Logger
+	db     *pgxpool.Pool
+	slurm  *slurmctl.Client
+	bridge *bridge.Bridge
+}
+
+func openGateway(ctx context.Context, cfg Config, logw io.Writer) (*gateway, error) {
+	log := newLogger(cfg.Server, logw)
+	jwtKey, err := readKeyFile(cfg.Slurm.JWTKeyFile, "slurm.jwt_key_file", 16)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := readKeyFile(cfg.Security.SecretKeyFile, "security.secret_key_file", 32)
+	if err != nil {
+		return nil, err
+	}
+	slurm, err := slurmctl.New(slurmctl.Config{
+		URL: cfg.Slurm.RestURL, Cluster: cfg.Slurm.Cluster, JWTKey: jwtKey, APIVersion: cfg.Slurm.APIVersion,
+		AdminUser: cfg.Slurm.AdminUser, SlurmConf: cfg.Slurm.SlurmConf,
+	})
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, cfg.Database.URL)
+	if err != nil {
+		return nil, err
+	}
+	b := bridge.New(db, slurm, bridge.Config{
+		Cluster: cfg.Slurm.Cluster, ManagedOrganization: cfg.Sync.ManagedOrganization,
+		JobOutputDir: cfg.Sessions.JobOutputDir, ReconcileInterval: cfg.Sessions.ReconcileInterval.Duration,
+		SyncInterval: cfg.Sync.Interval.Duration, SecretKey: secret[:32],
+	}, log)
+	return &gateway{cfg: cfg, log: log, db: db, slurm: slurm, bridge: b}, nil
+}
+
+func newLogger(c ServerConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runServer(ctx context.Context, cfg Config, logw io.Writer) error {
+	g, err := openGateway(ctx, cfg, logw)
+	if err != nil {
+		return err
+	}
+	defer g.db.Close()
+	if err := g.slurm.Ping(ctx); err != nil {
+		// Not fatal: the reconciler and sync retry, and the API still serves.
+		g.log.Warn("Slurm is not reachable yet", "err", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api.New(g.bridge, api.Options{Logger: g.log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go g.bridge.RunReconciler(ctx)
+	go g.bridge.NewAccountSync().Run(ctx)
+	go func() {
+		<-ctx.Done()
+		shut, done := context.WithTimeout(context.Background(), 10*time.Second)
+		defer done()
+		srv.Shutdown(shut)
+	}()
+	g.log.Info("slurmgate gateway listening", "addr", ln.Addr().String(), "cluster", cfg.Slurm.Cluster, "version", version)
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
