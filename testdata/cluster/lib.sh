@@ -6,7 +6,15 @@ set -euo pipefail
 
 CLUSTER_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$CLUSTER_SRC/../.." && pwd)
-STATE=${SLURMGATE_CLUSTER_DIR:-$REPO/.cluster}
+# State lives in .cluster/, or where that symlink points when the checkout
+# sits below a directory other users cannot enter (see up).
+if [[ -n ${SLURMGATE_CLUSTER_DIR:-} ]]; then
+	STATE=$SLURMGATE_CLUSTER_DIR
+elif [[ -L $REPO/.cluster ]]; then
+	STATE=$(readlink -f "$REPO/.cluster")
+else
+	STATE=$REPO/.cluster
+fi
 CLUSTER_NAME=${SLURMGATE_CLUSTER_NAME:-slurmgate}
 
 # Ports away from the defaults, so a site's own Slurm, MariaDB or PostgreSQL
