@@ -93,6 +93,9 @@ func (s *Server) routeTable() []route {
 	return slices.Concat(
 		s.systemRoutes(),
 		s.credentialRoutes(),
+		s.sessionRoutes(),
+		s.orgRoutes(),
+		s.catalogRoutes(),
 	)
 }
 

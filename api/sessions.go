@@ -2,7 +2,9 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/slurmgate/slurmgate/bridge"
 )
@@ -17,7 +19,7 @@ func (s *Server) sessionRoutes() []route {
 		{method: "GET", pattern: "/api/v1/sessions", summary: "List sessions, newest first: the caller's own, or with all=true every one they may see",
 			access: authenticated, handler: s.listSessions, response: page[bridge.Session]{},
 			query: append([]param{
-				{"state", "string", "only sessions in this state; repeat for several"},
+				{"state", "string", "only sessions in this state (PENDING, RUNNING, …); repeat for several"},
 				{"project", "string", `only sessions of this project, "domain/project"`},
 				{"owner", "string", "only this user's sessions (admins for others')"},
 				{"type", "string", "interactive or batch"},
@@ -65,8 +67,16 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := bridge.SessionFilter{Owner: q.Get("owner"), Project: q.Get("project"), Type: q.Get("type"), Limit: pr.Limit}
-	for _, st := range q["state"] {
-		f.States = append(f.States, bridge.SessionState(st))
+	for _, v := range q["state"] {
+		// A misspelt state would silently match nothing; say so instead.
+		st := bridge.SessionState(strings.ToUpper(v))
+		if !slices.Contains(sessionStates, st) {
+			p := badRequest.with("state %q: want one of %v", v, sessionStates)
+			p.Field = "state"
+			writeProblem(w, r, p)
+			return
+		}
+		f.States = append(f.States, st)
 	}
 	if v := q.Get("all"); v != "" {
 		all, err := strconv.ParseBool(v)
@@ -90,6 +100,10 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 		return position{CreatedAt: s.CreatedAt, ID: s.ID}
 	}))
 }
+
+// sessionStates are the values ?state= accepts.
+var sessionStates = []bridge.SessionState{bridge.StatePending, bridge.StatePreparing, bridge.StateRunning,
+	bridge.StateTerminating, bridge.StateTerminated, bridge.StateError, bridge.StateCancelled}
 
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
 	sess, err := s.b.Session(r.Context(), ActorFrom(r.Context()), r.PathValue("id"))

@@ -79,31 +79,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 // in, when not nil, is sent as the JSON body; out, when not nil, receives
 // the JSON response. An error status comes back as *Problem.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return fmt.Errorf("encoding the %s %s request: %w", method, path, err)
-		}
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "application/json, application/problem+json")
-	req.Header.Set("User-Agent", c.userAgent)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	switch {
-	case c.accessKey != "":
-		if err := sign.Sign(req, body, c.accessKey, c.secret, time.Now()); err != nil {
-			return err
-		}
-	case c.token != "":
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(ctx, method, path, in, "application/json, application/problem+json")
 	if err != nil {
 		return err
 	}
@@ -119,6 +95,37 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("decoding the answer to %s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// send signs and sends a request with in, when not nil, as its JSON body,
+// and returns the response whatever its status; the caller closes its body.
+// It is do without the decoding, for answers that are not JSON (logs).
+func (c *Client) send(ctx context.Context, method, path string, in any, accept string) (*http.Response, error) {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return nil, fmt.Errorf("encoding the %s %s request: %w", method, path, err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", accept)
+	req.Header.Set("User-Agent", c.userAgent)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	switch {
+	case c.accessKey != "":
+		if err := sign.Sign(req, body, c.accessKey, c.secret, time.Now()); err != nil {
+			return nil, err
+		}
+	case c.token != "":
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return c.http.Do(req)
 }
 
 // Problem is an error answer from the API (RFC 9457 problem details).
