@@ -73,6 +73,7 @@ func New(b *bridge.Bridge, opts Options) *Server {
 		s.now = time.Now
 	}
 	s.duration = newDurationMetric(s.registry)
+	s.registry.MustRegister(newDomainCollector(b))
 	for _, rt := range s.routeTable() {
 		if rt.method == "" || rt.summary == "" || rt.handler == nil {
 			panic("api: route " + rt.pattern + " needs a method, a summary and a handler")

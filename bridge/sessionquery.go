@@ -176,3 +176,22 @@ func (b *Bridge) SessionEvents(ctx context.Context, a Actor, id string) ([]Event
 		WHERE session_id = $1 ORDER BY id`, id)
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[Event])
 }
+
+// SessionCounts counts sessions by state, every state present (for metrics).
+func (b *Bridge) SessionCounts(ctx context.Context) (map[SessionState]int, error) {
+	counts := map[SessionState]int{}
+	for _, st := range []SessionState{StatePending, StatePreparing, StateRunning, StateTerminating, StateTerminated, StateError, StateCancelled} {
+		counts[st] = 0
+	}
+	rows, _ := b.db.Query(ctx, `SELECT state, count(*) FROM sessions GROUP BY state`)
+	defer rows.Close()
+	for rows.Next() {
+		var st SessionState
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		counts[st] = n
+	}
+	return counts, rows.Err()
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v3"
 
 	"github.com/slurmgate/slurmgate/api"
@@ -63,6 +65,8 @@ type gateway struct {
 	db     *pgxpool.Pool
 	slurm  *slurmctl.Client
 	bridge *bridge.Bridge
+	// registry holds every metric /metrics serves.
+	registry *prometheus.Registry
 }
 
 func openGateway(ctx context.Context, cfg Config, logw io.Writer) (*gateway, error) {
@@ -75,9 +79,11 @@ func openGateway(ctx context.Context, cfg Config, logw io.Writer) (*gateway, err
 	if err != nil {
 		return nil, err
 	}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	slurm, err := slurmctl.New(slurmctl.Config{
 		URL: cfg.Slurm.RestURL, Cluster: cfg.Slurm.Cluster, JWTKey: jwtKey, APIVersion: cfg.Slurm.APIVersion,
-		AdminUser: cfg.Slurm.AdminUser, SlurmConf: cfg.Slurm.SlurmConf,
+		AdminUser: cfg.Slurm.AdminUser, SlurmConf: cfg.Slurm.SlurmConf, Observe: api.SlurmObserver(registry),
 	})
 	if err != nil {
 		return nil, err
@@ -91,7 +97,7 @@ func openGateway(ctx context.Context, cfg Config, logw io.Writer) (*gateway, err
 		JobOutputDir: cfg.Sessions.JobOutputDir, ReconcileInterval: cfg.Sessions.ReconcileInterval.Duration,
 		SyncInterval: cfg.Sync.Interval.Duration, SecretKey: secret[:32],
 	}, log)
-	return &gateway{cfg: cfg, log: log, db: db, slurm: slurm, bridge: b}, nil
+	return &gateway{cfg: cfg, log: log, db: db, slurm: slurm, bridge: b, registry: registry}, nil
 }
 
 func newLogger(c ServerConfig, w io.Writer) *slog.Logger {
@@ -119,7 +125,7 @@ func runServer(ctx context.Context, cfg Config, logw io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           api.New(g.bridge, api.Options{Logger: g.log}),
+		Handler:           api.New(g.bridge, api.Options{Logger: g.log, Registry: g.registry}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
