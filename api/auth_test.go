@@ -216,6 +216,10 @@ func TestAuthMetricsLoopbackOrSuperadmin(t *testing.T) {
 	for _, want := range []string{
 		`slurmgate_http_request_duration_seconds_count{method="GET",route="/api/v1/me",status="2xx"} 1`,
 		`route="unmatched",status="4xx"`,
+		// The domain's own series: sessions by state, the last reconcile pass.
+		`slurmgate_sessions{state="PENDING"} 0`,
+		`slurmgate_sessions{state="TERMINATED"} 0`,
+		`slurmgate_reconcile_duration_seconds`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("metrics lack %s:\n%s", want, body)
