@@ -24,7 +24,7 @@ func main() {
 }
 
 func newApp() *cli.Command {
-	return &cli.Command{
+	app := &cli.Command{
 		Name:    "slurmgate",
 		Usage:   "compute sessions on a Slurm cluster: gateway, in-job agent and CLI",
 		Version: versionString(),
@@ -36,11 +36,27 @@ Examples:
    slurmgate version                 print the version and build information
    slurmgate --help                  this help`,
 		EnableShellCompletion: true,
+		// main turns errors into messages and exit codes; the library must
+		// not exit the process itself (tests run the command tree in-process).
+		ExitErrHandler: func(context.Context, *cli.Command, error) {},
 		Commands: []*cli.Command{
 			versionCommand(),
 			serverCommand(),
 			adminCommand(),
 		},
+	}
+	markUsageErrors(app)
+	return app
+}
+
+// markUsageErrors makes a bad flag or argument anywhere in the tree exit
+// with status 2, as Slurm's tools and the shell convention do.
+func markUsageErrors(cmd *cli.Command) {
+	cmd.OnUsageError = func(_ context.Context, _ *cli.Command, err error, _ bool) error {
+		return cli.Exit(err.Error()+"\n(see --help)", 2)
+	}
+	for _, sub := range cmd.Commands {
+		markUsageErrors(sub)
 	}
 }
 
