@@ -68,11 +68,11 @@ func (b *Bridge) RunReconciler(ctx context.Context) {
 }
 
 // ReconcileOnce runs one pass. Only one pass runs at a time per gateway.
-func (b *Bridge) ReconcileOnce(ctx context.Context) (ReconcileStats, error) {
+func (b *Bridge) ReconcileOnce(ctx context.Context) (st ReconcileStats, err error) {
 	b.recon.mu.Lock()
 	defer b.recon.mu.Unlock()
 	start := b.now()
-	st := ReconcileStats{}
+	// Named results: the deferred func's Took reaches the caller too.
 	defer func() {
 		st.Took = time.Since(start)
 		b.recon.last = st

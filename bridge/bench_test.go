@@ -1,0 +1,495 @@
+package bridge
+
+// Benchmarks against real PostgreSQL and the real test cluster. Each one
+// measures a baseline in the same run and reports the ratio against it; run
+// with -benchtime 1x (the work per benchmark is fixed, independent of b.N).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slurmgate/slurmgate/bridge/bridgetest"
+	"github.com/slurmgate/slurmgate/slurmctl"
+	"github.com/slurmgate/slurmgate/testdata/cluster"
+)
+
+// benchWorld is newWorld for any testing.TB (newWorld takes *testing.T).
+func benchWorld(tb testing.TB) *world {
+	tb.Helper()
+	env := cluster.Require(tb)
+	slurm, err := slurmctl.New(slurmctl.Config{URL: env.RestURL, Cluster: env.Name, JWTKey: env.JWTKey(tb), SlurmConf: env.SlurmConf})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b := New(bridgetest.Pool(tb), slurm, Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir, ReconcileInterval: 200 * time.Millisecond}, nil)
+	ctx := tb.Context()
+	w := &world{b: b, env: env, slurm: slurm}
+
+	domain := fmt.Sprintf("t%x", time.Now().UnixNano()&0xffffffff)
+	var domainID int64
+	if err := b.db.QueryRow(ctx, `INSERT INTO domains (name) VALUES ($1) RETURNING id`, domain).Scan(&domainID); err != nil {
+		tb.Fatal(err)
+	}
+	w.admin = Actor{Username: "root", Role: RoleSuperadmin, DomainID: domainID}
+	mkUser := func(name string, uid int) Actor {
+		u, err := b.CreateUser(ctx, w.admin, NewUser{Username: name, UID: uid, Domain: domain})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return u.Actor()
+	}
+	w.alice, w.bob = mkUser("alice", 2001), mkUser("bob", 2002)
+	if w.project, err = b.CreateProject(ctx, w.admin, domain, "vision", ""); err != nil {
+		tb.Fatal(err)
+	}
+	for _, u := range []Actor{w.alice, w.bob} {
+		if _, err := b.SetMembership(ctx, w.admin, w.project.ID, u.UserID, "member"); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: domain, Organization: "slurmgate-test"}); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		for try := 0; try < 100; try++ {
+			err := slurm.DeleteAccount(context.Background(), domain)
+			if err == nil || errors.Is(err, slurmctl.ErrNotFound) {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		tb.Logf("account %s not deleted", domain)
+	})
+	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: w.project.Account(), Parent: domain, Organization: "slurmgate-test"}); err != nil {
+		tb.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if err := slurm.CreateAssociation(ctx, slurmctl.Association{Account: w.project.Account(), User: u}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for _, sg := range []ScalingGroup{{Name: "cpu", Partitions: []string{"cpu"}}, {Name: "gpu", Partitions: []string{"gpu"}, GPUTypes: []string{"a100"}}} {
+		if _, err := b.CreateScalingGroup(ctx, w.admin, sg); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if _, err := b.CreateImage(ctx, w.admin, Image{Name: "host", Tag: "latest", Location: "/", Runtime: "none"}); err != nil {
+		tb.Fatal(err)
+	}
+	return w
+}
+
+// cancelAll cancels jobs as user, at most 8 at a time, and waits for all.
+func cancelAll(tb testing.TB, slurm *slurmctl.Client, user string, ids []slurmctl.JobID) {
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed := 0
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := slurm.Cancel(context.Background(), user, id); err != nil && !errors.Is(err, slurmctl.ErrNotFound) {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if failed > 0 {
+		tb.Logf("cancel: %d of %d jobs failed to cancel", failed, len(ids))
+	}
+}
+
+// stopJob cancels a running job and waits until it has left the node, so
+// each measured job starts on an equally idle cluster.
+func stopJob(tb testing.TB, slurm *slurmctl.Client, id slurmctl.JobID) {
+	if err := slurm.Cancel(context.Background(), "alice", id); err != nil {
+		tb.Logf("cancel %d: %v", id, err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		j, err := slurm.Job(context.Background(), "alice", id)
+		if err != nil || (j.State != slurmctl.JobRunning && j.State != slurmctl.JobPending && !slices.Contains(j.Flags, "COMPLETING")) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Logf("job %d still on its node a minute after cancel", id)
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s))*p+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkCreateToRunning: 5 batch sessions from CreateSession to RUNNING,
+// against the same job script submitted straight to Slurm.
+func BenchmarkCreateToRunning(b *testing.B) {
+	const n = 5
+	w := benchWorld(b)
+	ctx := b.Context()
+	var jobs []slurmctl.JobID
+	b.Cleanup(func() { cancelAll(b, w.slurm, "alice", jobs) })
+
+	for b.Loop() {
+		// Gateway: create, then reconcile every 50 ms until RUNNING.
+		var gw []time.Duration
+		var spec slurmctl.JobSpec
+		for i := range n {
+			start := time.Now()
+			s, err := w.b.CreateSession(ctx, w.alice, w.batch("sleep 300"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if s.JobID != nil {
+				jobs = append(jobs, slurmctl.JobID(*s.JobID))
+			}
+			deadline := start.Add(2 * time.Minute)
+			for {
+				if _, err := w.b.ReconcileOnce(ctx); err != nil {
+					b.Logf("reconcile: %v", err)
+				}
+				s, err = w.b.Session(ctx, w.alice, s.ID)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if s.State == StateRunning {
+					break
+				}
+				if s.State != StatePending && s.State != StatePreparing {
+					b.Fatalf("session %s went %s (%s)", s.ID, s.State, s.StatusMessage)
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("session %s stayed %s (%s)", s.ID, s.State, s.StatusMessage)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			gw = append(gw, time.Since(start))
+			stopJob(b, w.slurm, slurmctl.JobID(*s.JobID))
+			if i == 0 {
+				if spec, err = w.b.jobSpec(ctx, s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+
+		// Raw: the same script straight to Slurm as alice, polled every 50 ms.
+		spec.Comment = "bench-raw" // not a session job: the reconciler ignores it
+		spec.Name = "bench-raw"
+		var raw []time.Duration
+		for range n {
+			start := time.Now()
+			id, err := w.slurm.Submit(ctx, "alice", spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			jobs = append(jobs, id)
+			deadline := start.Add(2 * time.Minute)
+			for {
+				j, err := w.slurm.Job(ctx, "alice", id)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if j.State == slurmctl.JobRunning {
+					break
+				}
+				if j.State != slurmctl.JobPending {
+					b.Fatalf("raw job %d went %s", id, j.State)
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("raw job %d stayed %s (%s)", id, j.State, j.Reason)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			raw = append(raw, time.Since(start))
+			stopJob(b, w.slurm, id)
+		}
+
+		g, r := median(gw), median(raw)
+		ratio := float64(g) / float64(r)
+		b.ReportMetric(ms(g), "gateway-ms")
+		b.ReportMetric(ms(r), "sbatch-ms")
+		b.ReportMetric(ratio, "ratio")
+		b.Logf("create→RUNNING median of %d: ratio=%.2f (gateway %.0fms / sbatch %.0fms), goal ≤ 1.1", n, ratio, ms(g), ms(r))
+	}
+}
+
+// BenchmarkListSessions10k: one user's listing over 10,000 sessions against
+// the equivalent raw SQL.
+func BenchmarkListSessions10k(b *testing.B) {
+	const rows, calls, limit = 10000, 300, 50
+	w := benchWorld(b)
+	ctx := b.Context()
+	_, err := w.b.db.Exec(ctx, `INSERT INTO sessions (id, name, user_id, project_id, domain_id, scaling_group, partition,
+			type, image, cpus, memory_mb, gpus, gpu_type, time_limit_s, environment, command, mounts, idempotency_key,
+			max_wait_s, state, sub_state, stdout_path, stderr_path, created_at, job_id)
+		SELECT gen_random_uuid(), '', $1, $2, $3, 'cpu', 'cpu', 'batch', 'host:latest', 1, 128, 0, '', 300, '{}', 'true', '[]', NULL,
+			NULL, CASE WHEN g % 10 = 0 THEN 'PENDING' ELSE 'TERMINATED' END, CASE WHEN g % 10 = 0 THEN 'queued' ELSE '' END,
+			'/dev/null', '/dev/null', now() - g * interval '1 second', NULL
+		FROM generate_series(1, $4::int) AS g`, w.alice.UserID, w.project.ID, w.project.DomainID, rows)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The pending rows have no job: keep the reconciler's hands off them, and
+	// make sure nothing is left live afterwards.
+	b.Cleanup(func() {
+		w.b.db.Exec(context.Background(), `UPDATE sessions SET state = 'TERMINATED' WHERE user_id = $1 AND state = 'PENDING'`, w.alice.UserID)
+	})
+	w.b.db.Exec(ctx, `ANALYZE sessions`)
+
+	report := func(name string, gw, raw []time.Duration) {
+		gp50, gp99 := percentile(gw, 0.50), percentile(gw, 0.99)
+		rp50, rp99 := percentile(raw, 0.50), percentile(raw, 0.99)
+		b.ReportMetric(ms(gp50), name+"-p50-ms")
+		b.ReportMetric(ms(gp99), name+"-p99-ms")
+		b.ReportMetric(ms(rp99), name+"-raw-p99-ms")
+		b.ReportMetric(float64(gp99)/float64(rp99), name+"-p99-ratio")
+		b.Logf("%s (%d calls): p50 %.2fms p99 %.2fms (goal p99 ≤ 50ms); raw SQL p50 %.2fms p99 %.2fms; ratio p50=%.2f p99=%.2f",
+			name, len(gw), ms(gp50), ms(gp99), ms(rp50), ms(rp99), float64(gp50)/float64(rp50), float64(gp99)/float64(rp99))
+	}
+
+	for b.Loop() {
+		// First page, 300 times.
+		var gw, raw []time.Duration
+		for range calls {
+			start := time.Now()
+			ss, err := w.b.ListSessions(ctx, w.alice, SessionFilter{Limit: limit})
+			gw = append(gw, time.Since(start))
+			if err != nil || len(ss) != limit {
+				b.Fatalf("ListSessions: %d sessions, %v", len(ss), err)
+			}
+		}
+		for range calls {
+			start := time.Now()
+			r, err := w.b.db.Query(ctx, `SELECT id FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 50`, w.alice.UserID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			for r.Next() {
+				n++
+			}
+			r.Close()
+			raw = append(raw, time.Since(start))
+			if r.Err() != nil || n != limit {
+				b.Fatalf("raw query: %d rows, %v", n, r.Err())
+			}
+		}
+		report("first-page", gw, raw)
+
+		// Every page, following After cursors.
+		gw, raw = nil, nil
+		var after *SessionCursor
+		seen := 0
+		for {
+			start := time.Now()
+			ss, err := w.b.ListSessions(ctx, w.alice, SessionFilter{Limit: limit, After: after})
+			gw = append(gw, time.Since(start))
+			if err != nil {
+				b.Fatal(err)
+			}
+			seen += len(ss)
+			if len(ss) < limit {
+				break
+			}
+			last := ss[len(ss)-1]
+			after = &SessionCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+		}
+		if seen != rows {
+			b.Fatalf("paginated listing saw %d sessions, want %d", seen, rows)
+		}
+		var cAt time.Time
+		var cID string
+		seen = 0
+		for page := 0; ; page++ {
+			start := time.Now()
+			q := `SELECT id::text, created_at FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 50`
+			args := []any{w.alice.UserID}
+			if page > 0 {
+				q = `SELECT id::text, created_at FROM sessions WHERE user_id = $1 AND (created_at, id) < ($2, $3::uuid) ORDER BY created_at DESC, id DESC LIMIT 50`
+				args = append(args, cAt, cID)
+			}
+			r, err := w.b.db.Query(ctx, q, args...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			for r.Next() {
+				if err := r.Scan(&cID, &cAt); err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			r.Close()
+			raw = append(raw, time.Since(start))
+			if r.Err() != nil {
+				b.Fatal(r.Err())
+			}
+			seen += n
+			if n < limit {
+				break
+			}
+		}
+		if seen != rows {
+			b.Fatalf("raw pagination saw %d rows, want %d", seen, rows)
+		}
+		report("paginate", gw, raw)
+	}
+}
+
+// BenchmarkReconcileTick: one reconcile pass over K live pending sessions
+// whose jobs are held in Slurm, against one raw AllJobs call.
+func BenchmarkReconcileTick(b *testing.B) {
+	const ticks = 10
+	w := benchWorld(b)
+	ctx := b.Context()
+	spec := func(id string) slurmctl.JobSpec {
+		return slurmctl.JobSpec{
+			Name: "sg-" + id[:8], Comment: jobComment(id), Account: w.project.Account(), Partition: "cpu",
+			Script: "#!/bin/sh\nsleep 300\n", Nodes: 1, Tasks: 1, CPUsPerTask: 1, MemoryMB: 128,
+			TimeLimit: 5 * time.Minute, StdOut: "/dev/null", StdErr: "/dev/null", WorkDir: "/tmp", Hold: true,
+		}
+	}
+	var (
+		mu   sync.Mutex
+		jobs []slurmctl.JobID
+		ids  []string
+	)
+	b.Cleanup(func() {
+		cancelAll(b, w.slurm, "alice", jobs)
+		w.b.db.Exec(context.Background(), `UPDATE sessions SET state = 'CANCELLED' WHERE user_id = $1 AND state = 'PENDING'`, w.alice.UserID)
+	})
+
+	// Calibrate: one held submit.
+	id0 := newSessionID()
+	start := time.Now()
+	j0, err := w.slurm.Submit(ctx, "alice", spec(id0))
+	one := time.Since(start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	jobs, ids = append(jobs, j0), append(ids, id0)
+	k := 2000
+	if est := time.Duration(k) * one; est >= 3*time.Minute {
+		k = 0
+		for _, c := range []int{1500, 1000, 800, 500, 300, 200, 100, 50, 20, 10} {
+			if time.Duration(c)*one <= 2*time.Minute {
+				k = c
+				break
+			}
+		}
+		if k == 0 {
+			k = 10
+		}
+		b.Logf("one held submit took %v: 2000 would take ~%v (≥ 3m), so K = %d (fits ~2m)", one, est.Round(time.Second), k)
+	} else {
+		b.Logf("one held submit took %v: 2000 would take ~%v (< 3m), so K = 2000", one, est.Round(time.Second))
+	}
+
+	// Submit the rest, 8 at a time.
+	start = time.Now()
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	var firstErr error
+	for range k - 1 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			id := newSessionID()
+			j, err := w.slurm.Submit(ctx, "alice", spec(id))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			jobs, ids = append(jobs, j), append(ids, id)
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatalf("submitting held jobs: %v", firstErr)
+	}
+	b.Logf("submitted %d held jobs in %v", len(jobs), time.Since(start).Round(time.Millisecond))
+
+	// The sessions those jobs belong to, already queued.
+	jobIDs := make([]int64, len(jobs))
+	for i, j := range jobs {
+		jobIDs[i] = int64(j)
+	}
+	_, err = w.b.db.Exec(ctx, `INSERT INTO sessions (id, name, user_id, project_id, domain_id, scaling_group, partition,
+			type, image, cpus, memory_mb, gpus, gpu_type, time_limit_s, environment, command, mounts, idempotency_key,
+			max_wait_s, state, sub_state, stdout_path, stderr_path, job_id)
+		SELECT t.id::uuid, '', $1, $2, $3, 'cpu', 'cpu', 'batch', 'host:latest', 1, 128, 0, '', 300, '{}', 'sleep 300', '[]', NULL,
+			NULL, 'PENDING', 'queued', '/dev/null', '/dev/null', t.job_id
+		FROM unnest($4::text[], $5::bigint[]) AS t(id, job_id)`, w.alice.UserID, w.project.ID, w.project.DomainID, ids, jobIDs)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	for b.Loop() {
+		var took []time.Duration
+		reqs := 0
+		live := 0
+		for i := range ticks {
+			start := time.Now()
+			st, err := w.b.ReconcileOnce(ctx)
+			// Timed here: st.Took is set in a deferred func after the
+			// (unnamed) result was copied, so it reads 0; LastReconcile has it.
+			took = append(took, time.Since(start))
+			if err != nil {
+				b.Fatal(err)
+			}
+			reqs += st.SlurmRequests
+			live = st.Live
+			if i == 0 || st.SlurmRequests != 1 {
+				b.Logf("tick %d: %d live, %d Slurm requests, %d transitions, %d updated, %v (returned Took %v, LastReconcile().Took %v)", i, st.Live, st.SlurmRequests, st.Transitions, st.Updated, took[i].Round(time.Millisecond), st.Took, w.b.LastReconcile().Took.Round(time.Millisecond))
+			}
+		}
+		var raw []time.Duration
+		for range ticks {
+			start := time.Now()
+			js, err := w.slurm.AllJobs(ctx, slurmctl.JobFilter{CommentPrefix: jobCommentPrefix})
+			raw = append(raw, time.Since(start))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(js) < len(jobs) {
+				b.Logf("AllJobs saw %d jobs, %d submitted", len(js), len(jobs))
+			}
+		}
+		t, r := median(took), median(raw)
+		perTick := float64(reqs) / ticks
+		ratio := float64(t) / float64(r)
+		b.ReportMetric(float64(live), "live")
+		b.ReportMetric(perTick, "slurm-req/tick")
+		b.ReportMetric(ms(t), "tick-ms")
+		b.ReportMetric(ms(r), "alljobs-ms")
+		b.ReportMetric(ratio, "ratio")
+		b.Logf("K=%d live %d: %.1f Slurm requests/tick (goal 1); median tick %.0fms (goal ≤ 200ms); ratio=%.2f (tick %.0fms / AllJobs %.0fms)",
+			len(jobs), live, perTick, ms(t), ratio, ms(t), ms(r))
+	}
+}
