@@ -7,82 +7,13 @@ package bridge
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/slurmgate/slurmgate/bridge/bridgetest"
 	"github.com/slurmgate/slurmgate/slurmctl"
-	"github.com/slurmgate/slurmgate/testdata/cluster"
 )
-
-// benchWorld is newWorld for any testing.TB (newWorld takes *testing.T).
-func benchWorld(tb testing.TB) *world {
-	tb.Helper()
-	env := cluster.Require(tb)
-	slurm, err := slurmctl.New(slurmctl.Config{URL: env.RestURL, Cluster: env.Name, JWTKey: env.JWTKey(tb), SlurmConf: env.SlurmConf})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b := New(bridgetest.Pool(tb), slurm, Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir, ReconcileInterval: 200 * time.Millisecond}, nil)
-	ctx := tb.Context()
-	w := &world{b: b, env: env, slurm: slurm}
-
-	domain := fmt.Sprintf("t%x", time.Now().UnixNano()&0xffffffff)
-	var domainID int64
-	if err := b.db.QueryRow(ctx, `INSERT INTO domains (name) VALUES ($1) RETURNING id`, domain).Scan(&domainID); err != nil {
-		tb.Fatal(err)
-	}
-	w.admin = Actor{Username: "root", Role: RoleSuperadmin, DomainID: domainID}
-	mkUser := func(name string, uid int) Actor {
-		u, err := b.CreateUser(ctx, w.admin, NewUser{Username: name, UID: uid, Domain: domain})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return u.Actor()
-	}
-	w.alice, w.bob = mkUser("alice", 2001), mkUser("bob", 2002)
-	if w.project, err = b.CreateProject(ctx, w.admin, domain, "vision", ""); err != nil {
-		tb.Fatal(err)
-	}
-	for _, u := range []Actor{w.alice, w.bob} {
-		if _, err := b.SetMembership(ctx, w.admin, w.project.ID, u.UserID, "member"); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: domain, Organization: "slurmgate-test"}); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		for try := 0; try < 100; try++ {
-			err := slurm.DeleteAccount(context.Background(), domain)
-			if err == nil || errors.Is(err, slurmctl.ErrNotFound) {
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		tb.Logf("account %s not deleted", domain)
-	})
-	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: w.project.Account(), Parent: domain, Organization: "slurmgate-test"}); err != nil {
-		tb.Fatal(err)
-	}
-	for _, u := range []string{"alice", "bob"} {
-		if err := slurm.CreateAssociation(ctx, slurmctl.Association{Account: w.project.Account(), User: u}); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	for _, sg := range []ScalingGroup{{Name: "cpu", Partitions: []string{"cpu"}}, {Name: "gpu", Partitions: []string{"gpu"}, GPUTypes: []string{"a100"}}} {
-		if _, err := b.CreateScalingGroup(ctx, w.admin, sg); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if _, err := b.CreateImage(ctx, w.admin, Image{Name: "host", Tag: "latest", Location: "/", Runtime: "none"}); err != nil {
-		tb.Fatal(err)
-	}
-	return w
-}
 
 // cancelAll cancels jobs as user, at most 8 at a time, and waits for all.
 func cancelAll(tb testing.TB, slurm *slurmctl.Client, user string, ids []slurmctl.JobID) {
@@ -145,7 +76,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // against the same job script submitted straight to Slurm.
 func BenchmarkCreateToRunning(b *testing.B) {
 	const n = 5
-	w := benchWorld(b)
+	w := newWorld(b)
 	ctx := b.Context()
 	var jobs []slurmctl.JobID
 	b.Cleanup(func() { cancelAll(b, w.slurm, "alice", jobs) })
@@ -237,7 +168,7 @@ func BenchmarkCreateToRunning(b *testing.B) {
 // the equivalent raw SQL.
 func BenchmarkListSessions10k(b *testing.B) {
 	const rows, calls, limit = 10000, 300, 50
-	w := benchWorld(b)
+	w := newWorld(b)
 	ctx := b.Context()
 	_, err := w.b.db.Exec(ctx, `INSERT INTO sessions (id, name, user_id, project_id, domain_id, scaling_group, partition,
 			type, image, cpus, memory_mb, gpus, gpu_type, time_limit_s, environment, command, mounts, idempotency_key,
@@ -360,7 +291,7 @@ func BenchmarkListSessions10k(b *testing.B) {
 // whose jobs are held in Slurm, against one raw AllJobs call.
 func BenchmarkReconcileTick(b *testing.B) {
 	const ticks = 10
-	w := benchWorld(b)
+	w := newWorld(b)
 	ctx := b.Context()
 	spec := func(id string) slurmctl.JobSpec {
 		return slurmctl.JobSpec{
