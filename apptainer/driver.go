@@ -2,6 +2,7 @@ package apptainer
 
 import (
 	"context"
+	"fmt"
 	"os/exec"
 )
 
@@ -47,4 +48,17 @@ type Instance interface {
 	Command(ctx context.Context, argv []string, env []string) (*exec.Cmd, error)
 	// Stop ends the container and everything still running in it.
 	Stop(ctx context.Context) error
+}
+
+// LookupDriver returns the node-side driver of the runtime of that name.
+func LookupDriver(name string) (Driver, error) {
+	r, err := Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := r.(Driver)
+	if !ok {
+		return nil, fmt.Errorf("container runtime %q has no node-side driver", name)
+	}
+	return d, nil
 }

@@ -1,7 +1,11 @@
 package apptainer
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
 )
 
@@ -38,3 +42,36 @@ func (none) JobScript(j Job) (string, error) {
 	b.WriteString("trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM\nwhile :; do sleep 3600 & wait $!; done\n")
 	return b.String(), nil
 }
+
+// Start of the none runtime has nothing to prepare: commands run on the host
+// with the session's environment. Mounts cannot be honoured.
+func (none) Start(ctx context.Context, spec Spec) (Instance, error) {
+	if len(spec.Mounts) > 0 {
+		return nil, fmt.Errorf("runtime none cannot bind folders at chosen paths; use a container runtime for mounts")
+	}
+	if spec.SessionID == "" {
+		return nil, fmt.Errorf("runtime none: the spec has no session id")
+	}
+	return &hostInstance{spec: spec, marker: markerVar + "=" + spec.SessionID}, nil
+}
+
+// hostInstance runs commands as plain host processes.
+type hostInstance struct {
+	spec   Spec
+	marker string
+}
+
+func (h *hostInstance) Command(ctx context.Context, argv []string, env []string) (*exec.Cmd, error) {
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("runtime none: empty command")
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	base := os.Environ()
+	if h.spec.CleanEnv {
+		base = nil
+	}
+	cmd.Env = slices.Concat(base, h.spec.Env, env, []string{h.marker})
+	return cmd, nil
+}
+
+func (h *hostInstance) Stop(ctx context.Context) error { return stopMarked(ctx, h.marker) }
