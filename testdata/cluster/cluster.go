@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,6 +36,18 @@ type Env struct {
 	// SecretKeyPath and JobOutputDir are the gateway's settings for this cluster.
 	SecretKeyPath string
 	JobOutputDir  string
+	// LDAP is the test directory testdata/ldap/up started; nil when its
+	// ldap.env is absent (see RequireLDAP).
+	LDAP *LDAPEnv
+}
+
+// LDAPEnv is what testdata/ldap/up wrote to ldap/ldap.env: a slapd with
+// StartTLS on URL, LDAPS on LDAPSURL, both under the self-signed CA in CAFile.
+type LDAPEnv struct {
+	URL, LDAPSURL        string
+	CAFile               string
+	BaseDN               string
+	BindDN, BindPassword string // the gateway's service account
 }
 
 // EnvFile returns where cluster.env is: $SLURMGATE_CLUSTER_DIR/cluster.env,
@@ -79,7 +92,48 @@ func Load() (*Env, error) {
 			return nil, fmt.Errorf("%s lacks %s; rerun testdata/cluster/up", path, k)
 		}
 	}
+	e.LDAP = loadLDAP(filepath.Join(filepath.Dir(path), "ldap", "ldap.env"))
 	return e, nil
+}
+
+// loadLDAP reads ldap.env; nil when it is missing or incomplete.
+func loadLDAP(path string) *LDAPEnv {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	vars := map[string]string{}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && !strings.HasPrefix(k, "#") {
+			vars[k] = v
+		}
+	}
+	l := &LDAPEnv{URL: vars["SLURMGATE_LDAP_URL"], LDAPSURL: vars["SLURMGATE_LDAPS_URL"], CAFile: vars["SLURMGATE_LDAP_CA_FILE"],
+		BaseDN: vars["SLURMGATE_LDAP_BASE_DN"], BindDN: vars["SLURMGATE_LDAP_BIND_DN"], BindPassword: vars["SLURMGATE_LDAP_BIND_PASSWORD"]}
+	if l.URL == "" || l.LDAPSURL == "" || l.CAFile == "" || l.BaseDN == "" || l.BindDN == "" {
+		return nil
+	}
+	return l
+}
+
+// RequireLDAP returns the test directory or fails t with the reason. It
+// needs only cluster.env and ldap.env, and probes slapd's LDAP port.
+func RequireLDAP(t testing.TB) *LDAPEnv {
+	t.Helper()
+	e, err := Load()
+	if err != nil {
+		t.Fatalf("this test needs the test LDAP directory: %v", err)
+	}
+	if e.LDAP == nil {
+		t.Fatalf("this test needs the test LDAP directory, and %s has no complete ldap/ldap.env; start it with testdata/ldap/up (or testdata/cluster/up), as root", filepath.Dir(EnvFile()))
+	}
+	host := strings.TrimPrefix(e.LDAP.URL, "ldap://")
+	conn, err := net.DialTimeout("tcp", host, 5*time.Second)
+	if err != nil {
+		t.Fatalf("slapd at %s does not answer (%v); restart it with testdata/ldap/up (as root)", e.LDAP.URL, err)
+	}
+	conn.Close()
+	return e.LDAP
 }
 
 var (
