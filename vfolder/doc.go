@@ -1,0 +1,50 @@
+// Package vfolder owns virtual folders on shared storage: the storage hosts
+// (a root directory that every node mounts at the same path), the layout of
+// folders beneath a host's root, the POSIX ownership a folder and the files
+// written into it get, safe file operations confined to one folder with
+// [os.Root], staged (resumable) uploads, streaming zip downloads, and usage
+// measurement behind a [QuotaMethod]. Who may do what with a folder, and the
+// folders' records, belong to package bridge; this package only touches
+// disks.
+//
+// # Layout
+//
+// A host's root holds two directories the gateway creates:
+//
+//	<root>/vf/<id[0:2]>/<id>/   one folder's contents: what sessions bind-mount
+//	<root>/staging/<id>/        uploads in progress for that folder (0700, root)
+//
+// The two-hex-digit prefix spreads folders over 256 directories, so no
+// directory grows with the number of folders. Paths come only from folder
+// ids the gateway generated, never from the names people choose, so a name
+// can be renamed, contain any character, or collide with another owner's
+// without touching the disk.
+//
+// # Privilege model
+//
+// The gateway process that calls this package runs as root (or, better,
+// with only CAP_CHOWN, CAP_FOWNER and CAP_DAC_OVERRIDE): it must create
+// folders owned by users and projects, and write files into folders that
+// are 0700 to everyone but their owner. Because it bypasses permission
+// checks, it is the gateway (package bridge) that decides who may read and
+// write, and this package that guarantees where:
+//
+//   - every path is resolved inside one folder through [os.Root], so no
+//     "..", absolute path, symlink or NUL byte reaches outside it, even if a
+//     job racing the gateway replaces a directory with a symlink;
+//   - ownership is changed on open file descriptors (fchown), never by path,
+//     so a swapped symlink cannot redirect a chown;
+//   - every file and directory the gateway creates in a folder is given to
+//     the requesting user's uid and the folder's gid before it becomes
+//     visible under its final name;
+//   - it never executes, interprets or follows the content of users' files,
+//     and never changes the ownership or mode of anything it did not create
+//     (apart from the folder's own top directory).
+//
+// A user's folder is owned by the user's uid and primary gid, mode 0700. A
+// project's folder is owned by root and the project's POSIX group, mode
+// 2770 (setgid, so files the members' jobs create inherit the group). A
+// project without a POSIX group cannot have folders: without one, the
+// choice would be between a folder nobody's jobs can write and one everyone
+// can, and both are wrong.
+package vfolder

@@ -1,0 +1,25 @@
+package vfolder
+
+import (
+	"os"
+	"syscall"
+)
+
+const (
+	oNoFollow  = syscall.O_NOFOLLOW
+	oDirectory = syscall.O_DIRECTORY
+)
+
+// ownerOf reads a folder's group and kind from its top directory: a
+// setgid top is a project's.
+func ownerOf(st os.FileInfo) Owner {
+	s := st.Sys().(*syscall.Stat_t)
+	return Owner{UID: int(s.Uid), GID: int(s.Gid), Project: st.Mode()&os.ModeSetgid != 0}
+}
+
+func statOwner(st os.FileInfo) (uid, gid int) {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return int(s.Uid), int(s.Gid)
+	}
+	return -1, -1
+}
