@@ -64,4 +64,3 @@ func (f *FS) WriteZip(w io.Writer, dir string) error {
 	}
 	return zw.Close()
 }
-
