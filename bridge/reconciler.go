@@ -3,6 +3,7 @@ package bridge
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,25 +20,67 @@ import (
 // and moves each session to where its job says it is. It never relies on
 // having seen an event, so a gateway restart, a missed tick or a job changed
 // behind its back (scancel on a login node) all heal the same way.
+//
+// Listing every job costs slurmrestd about half a millisecond per job (1.1 s
+// for 2,000), so between full listings a tick asks conditionally
+// (update_time): slurmctld answers 304 when no job changed, and the pass
+// reuses the jobs it saw last. Slurm 22.05 answers a changed listing with
+// every job, not the changed ones, so a 200 replaces the cache whole. A full,
+// unconditional listing still runs on the first pass, after any failed
+// listing and at least every fullListingEvery: the conditional answer rests
+// on the gateway's and slurmctld's clocks agreeing, and level-triggered means
+// not trusting anything for long.
+
+// ListingKind says how a reconcile pass learned the state of Slurm's jobs.
+type ListingKind string
+
+const (
+	// ListingFull: an unconditional listing of every job.
+	ListingFull ListingKind = "full"
+	// ListingChanged: a conditional listing that found changes, and so
+	// returned every job.
+	ListingChanged ListingKind = "changed"
+	// ListingUnchanged: a conditional listing that slurmctld answered with
+	// "no change" (HTTP 304); the pass used the jobs it saw last.
+	ListingUnchanged ListingKind = "unchanged"
+)
 
 // ReconcileStats describes one reconcile pass.
 type ReconcileStats struct {
 	Live          int           // live sessions examined
 	SlurmRequests int           // Slurm requests made
+	Listing       ListingKind   // how the jobs were listed; empty when nothing was live
 	Transitions   int           // state changes recorded
 	Updated       int           // sessions whose pending details changed
 	Took          time.Duration // wall time
 }
 
+// fullListingEvery bounds how long the reconciler relies on conditional
+// listings before it lists every job unconditionally again.
+const fullListingEvery = time.Minute
+
+// listingSlack is subtracted from the time of the last listing when asking
+// what changed since: slurmctld keeps whole seconds, so a change in the same
+// second as the listing must still count, and a slurmctld clock up to a
+// second behind the gateway's is tolerated.
+const listingSlack = time.Second
+
 type reconcileState struct {
 	mu   sync.Mutex
 	last ReconcileStats
+	// jobs is Slurm's session jobs as the last successful listing saw them;
+	// listedAt is when that listing started (gateway clock) and fullAt when
+	// the last unconditional one did. jobs == nil forces a full listing.
+	jobs             []slurmctl.Job
+	listedAt, fullAt time.Time
 	// partitions caches partition capacity for pending-reason sentences;
 	// refreshed at most every partitionTTL, and only when a sentence needs it.
 	partitions   []slurmctl.Partition
 	partitionsAt time.Time
 	accounts     map[string]slurmctl.Account
 	accountsAt   time.Time
+	// fresh holds just-submitted jobs, polled fast until they start.
+	fresh freshJobs
 }
 
 // partitionTTL bounds how stale the capacity and limits quoted in pending
@@ -51,8 +94,16 @@ func (b *Bridge) LastReconcile() ReconcileStats {
 	return b.recon.last
 }
 
-// RunReconciler reconciles every Config.ReconcileInterval until ctx ends.
+// RunReconciler reconciles every Config.ReconcileInterval until ctx ends,
+// and meanwhile polls just-submitted jobs fast (see pollFresh) so a session
+// shows RUNNING as soon as Slurm starts its job rather than a tick later.
 func (b *Bridge) RunReconciler(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.pollFresh(ctx)
+	}()
+	defer func() { <-done }()
 	t := time.NewTicker(b.cfg.ReconcileInterval)
 	defer t.Stop()
 	for {
@@ -87,8 +138,7 @@ func (b *Bridge) ReconcileOnce(ctx context.Context) (st ReconcileStats, err erro
 	if len(live) == 0 {
 		return st, nil
 	}
-	jobs, err := b.slurm.AllJobs(ctx, slurmctl.JobFilter{CommentPrefix: jobCommentPrefix})
-	st.SlurmRequests++
+	jobs, err := b.listJobs(ctx, &st)
 	if err != nil {
 		return st, err
 	}
@@ -110,6 +160,7 @@ func (b *Bridge) ReconcileOnce(ctx context.Context) (st ReconcileStats, err erro
 			}
 		case job == nil:
 			err = b.jobVanished(ctx, s)
+			st.SlurmRequests++
 			st.Transitions++
 		default:
 			var changed, moved bool
@@ -128,6 +179,47 @@ func (b *Bridge) ReconcileOnce(ctx context.Context) (st ReconcileStats, err erro
 		return st, fmt.Errorf("%d of %d sessions: %w", len(errs), len(live), errs[0])
 	}
 	return st, nil
+}
+
+// listJobs returns every session job Slurm holds, in one request: a
+// conditional listing answered from the cache when nothing changed, or a full
+// one when the cache is missing or older than fullListingEvery. The caller
+// holds b.recon.mu; the returned slice must not be modified.
+func (b *Bridge) listJobs(ctx context.Context, st *ReconcileStats) ([]slurmctl.Job, error) {
+	r := &b.recon
+	start := b.now()
+	f := slurmctl.JobFilter{CommentPrefix: jobCommentPrefix}
+	st.Listing = ListingFull
+	if r.jobs != nil && start.Sub(r.fullAt) < fullListingEvery {
+		f.ChangedSince = r.listedAt.Truncate(time.Second).Add(-listingSlack)
+		st.Listing = ListingChanged
+	}
+	jobs, err := b.slurm.AllJobs(ctx, f)
+	st.SlurmRequests++
+	switch {
+	case errors.Is(err, slurmctl.ErrNoChange):
+		st.Listing = ListingUnchanged
+		r.listedAt = start
+		return r.jobs, nil
+	case err != nil:
+		r.jobs = nil // whatever happened, the next pass lists everything
+		return nil, err
+	}
+	if jobs == nil {
+		jobs = []slurmctl.Job{} // listed, and there are none: still a valid cache
+	}
+	r.jobs, r.listedAt = jobs, start
+	if st.Listing == ListingFull {
+		r.fullAt = start
+	}
+	return jobs, nil
+}
+
+// invalidateJobs makes the next pass list every job unconditionally.
+func (b *Bridge) invalidateJobs() {
+	b.recon.mu.Lock()
+	defer b.recon.mu.Unlock()
+	b.recon.jobs = nil
 }
 
 // queuePositions ranks pending jobs per partition the way the scheduler
@@ -370,4 +462,197 @@ func (b *Bridge) jobVanished(ctx context.Context, s Session) error {
 		return b.transition(ctx, s, StateTerminated, "ended", "terminated on request", endUpdate(s.ID, slurmctl.JobCancelled, nil))
 	}
 	return b.fail(ctx, s, fmt.Sprintf("Slurm no longer knows job %d; it ended while the gateway was not watching (see sacct -j %d)", *s.JobID, *s.JobID))
+}
+
+// Polling just-submitted jobs. Slurm 22.05 has no event stream, and a job
+// that fits usually starts within a second of its submission, so waiting for
+// the next tick (2 s by default, and a tick over thousands of jobs takes a
+// second itself) would double how long a researcher waits to see a session
+// start. For freshWindow after a submit the gateway therefore watches the
+// jobs it has just submitted, and only those: every freshFastDelay while
+// they are young, backing off to freshSlowDelay. One Slurm request per poll
+// whatever their number: the job itself when there is one, otherwise a
+// conditional listing, which costs next to nothing when nothing changed.
+const (
+	freshWindow    = 10 * time.Second
+	freshFastFor   = 2 * time.Second
+	freshFastDelay = 50 * time.Millisecond
+	freshSlowDelay = 400 * time.Millisecond
+	// freshMax bounds the watch list; a burst beyond it waits for the tick.
+	freshMax = 512
+)
+
+// freshJobs is the watch list of just-submitted jobs, by session id.
+type freshJobs struct {
+	mu       sync.Mutex
+	jobs     map[string]freshJob
+	lastPoll time.Time
+	// listedAt is when the last conditional listing started, for the next
+	// one's ChangedSince; zero forces an unconditional one.
+	listedAt time.Time
+	once     sync.Once
+	added    chan struct{} // buffered by one: bursts of submits coalesce
+}
+
+type freshJob struct {
+	owner string
+	job   slurmctl.JobID
+	since time.Time
+}
+
+func (f *freshJobs) wakeup() chan struct{} {
+	f.once.Do(func() { f.added = make(chan struct{}, 1) })
+	return f.added
+}
+
+// add puts a just-submitted job on the watch list and wakes the poller.
+func (f *freshJobs) add(session, owner string, job slurmctl.JobID, now time.Time) {
+	f.mu.Lock()
+	if f.jobs == nil {
+		f.jobs = map[string]freshJob{}
+	}
+	if len(f.jobs) < freshMax {
+		f.jobs[session] = freshJob{owner: owner, job: job, since: now}
+	}
+	f.mu.Unlock()
+	select {
+	case f.wakeup() <- struct{}{}:
+	default:
+	}
+}
+
+// due drops jobs watched longer than freshWindow and says how long until
+// the next poll; ok is false when nothing is watched.
+func (f *freshJobs) due(now time.Time) (wait time.Duration, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var newest time.Time
+	for id, j := range f.jobs {
+		if now.Sub(j.since) >= freshWindow {
+			delete(f.jobs, id)
+			continue
+		}
+		if j.since.After(newest) {
+			newest = j.since
+		}
+	}
+	if len(f.jobs) == 0 {
+		return 0, false
+	}
+	delay := freshFastDelay
+	if age := now.Sub(newest); age >= freshFastFor {
+		// Double every further second: 100, 200, 400 ms.
+		delay = min(freshSlowDelay, freshFastDelay<<int((age-freshFastFor)/time.Second+1))
+	}
+	// Never sooner than one delay after the newest submit: it is queued.
+	next := f.lastPoll.Add(delay)
+	if first := newest.Add(freshFastDelay); first.After(next) {
+		next = first
+	}
+	return max(0, next.Sub(now)), true
+}
+
+func (f *freshJobs) snapshot(now time.Time) map[string]freshJob {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastPoll = now
+	out := make(map[string]freshJob, len(f.jobs))
+	for id, j := range f.jobs {
+		out[id] = j
+	}
+	return out
+}
+
+func (f *freshJobs) remove(session string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.jobs, session)
+}
+
+// pollFresh watches just-submitted jobs until ctx ends.
+func (b *Bridge) pollFresh(ctx context.Context) {
+	f := &b.recon.fresh
+	for {
+		var timer <-chan time.Time
+		if wait, ok := f.due(b.now()); ok {
+			timer = time.After(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.wakeup():
+			continue // a new job: its delay may be shorter
+		case <-timer:
+		}
+		if err := b.pollFreshOnce(ctx); err != nil && ctx.Err() == nil {
+			b.log.Debug("polling just-submitted jobs", "err", err)
+		}
+	}
+}
+
+// pollFreshOnce looks at the watched jobs in one Slurm request and moves the
+// sessions of those that have left the queue. Pending ones stay watched;
+// their reasons and queue positions are the reconciler's business. It needs
+// no reconciler lock: every transition is conditional on the state it
+// starts from, so a pass racing it finds the work done.
+func (b *Bridge) pollFreshOnce(ctx context.Context) error {
+	f := &b.recon.fresh
+	start := b.now()
+	watched := f.snapshot(start)
+	if len(watched) == 0 {
+		return nil
+	}
+	found := map[slurmctl.JobID]*slurmctl.Job{}
+	if len(watched) == 1 {
+		for id, w := range watched {
+			j, err := b.slurm.Job(ctx, w.owner, w.job)
+			if errors.Is(err, slurmctl.ErrNotFound) {
+				f.remove(id) // gone already: the reconciler's tick settles it
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			found[j.ID] = &j
+		}
+	} else {
+		filter := slurmctl.JobFilter{CommentPrefix: jobCommentPrefix}
+		f.mu.Lock()
+		if !f.listedAt.IsZero() && start.Sub(f.listedAt) < freshWindow {
+			filter.ChangedSince = f.listedAt.Truncate(time.Second).Add(-listingSlack)
+		}
+		f.mu.Unlock()
+		jobs, err := b.slurm.AllJobs(ctx, filter)
+		if errors.Is(err, slurmctl.ErrNoChange) {
+			return nil
+		}
+		if err != nil {
+			f.mu.Lock()
+			f.listedAt = time.Time{}
+			f.mu.Unlock()
+			return err
+		}
+		f.mu.Lock()
+		f.listedAt = start
+		f.mu.Unlock()
+		for i := range jobs {
+			found[jobs[i].ID] = &jobs[i]
+		}
+	}
+	var errs []error
+	for id, w := range watched {
+		job, ok := found[w.job]
+		if !ok || job.State == slurmctl.JobPending {
+			continue
+		}
+		f.remove(id)
+		s, err := b.sessionByID(ctx, id)
+		if err == nil && s.JobID != nil && slurmctl.JobID(*s.JobID) == w.job {
+			_, _, err = b.follow(ctx, s, job, nil, &ReconcileStats{})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("session %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
 }

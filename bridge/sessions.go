@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/slurmgate/slurmgate/slurmctl"
 )
 
 // SessionState is a session's place in its lifecycle:
@@ -334,4 +336,7 @@ func (b *Bridge) CreateSession(ctx context.Context, a Actor, req SessionRequest)
 type testHooks struct {
 	afterAdmit  func(id string) error
 	afterSubmit func(id string) error
+	// beforeSubmit may adjust a job before it goes to Slurm (benchmarks
+	// hold their jobs so as not to fill the cluster).
+	beforeSubmit func(spec *slurmctl.JobSpec)
 }

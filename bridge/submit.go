@@ -71,6 +71,9 @@ func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmct
 		if err != nil {
 			return b.fail(ctx, s, "cannot prepare the job: "+err.Error())
 		}
+		if b.hooks.beforeSubmit != nil {
+			b.hooks.beforeSubmit(&spec)
+		}
 		jobID, err := b.slurm.Submit(ctx, s.Owner, spec)
 		if err != nil {
 			if errors.Is(err, slurmctl.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -83,7 +86,11 @@ func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmct
 				return err
 			}
 		}
-		return b.recordSubmitted(ctx, s, jobID, "submitted as job %d")
+		if err := b.recordSubmitted(ctx, s, jobID, "submitted as job %d"); err != nil {
+			return err
+		}
+		b.recon.fresh.add(s.ID, s.Owner, jobID, b.now())
+		return nil
 	})
 	return err
 }
