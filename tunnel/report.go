@@ -1,0 +1,81 @@
+package tunnel
+
+import (
+	"encoding/json"
+	"io"
+	"iter"
+	"time"
+)
+
+// Report is what the agent tells the gateway on its report stream: a
+// sequence of JSON objects, each with the fields that changed. The first
+// report after every (re)connection carries the full state.
+type Report struct {
+	Time time.Time `json:"time"`
+	// Services is the readiness of every service (full list when set).
+	Services []ServiceState `json:"services,omitempty"`
+	Metrics  *Metrics       `json:"metrics,omitempty"`
+	Activity *Activity      `json:"activity,omitempty"`
+	// Exit is set when a batch session's command has ended.
+	Exit *ExitStatus `json:"exit,omitempty"`
+	// Stopping says the agent is ending the session, and why
+	// ("SIGTERM from Slurm", "requested by the gateway", …).
+	Stopping string `json:"stopping,omitempty"`
+}
+
+// ServiceState is one service's readiness.
+type ServiceState struct {
+	Name  string `json:"name"`
+	Ready bool   `json:"ready"`
+	// Error says why a service is not ready (failed to start, exited).
+	Error string `json:"error,omitempty"`
+}
+
+// Metrics is the job's resource use.
+type Metrics struct {
+	// CPUSeconds is the job's CPU time so far; CPUCores the cores it kept
+	// busy on average since the previous report.
+	CPUSeconds       float64 `json:"cpu_seconds"`
+	CPUCores         float64 `json:"cpu_cores"`
+	MemoryBytes      uint64  `json:"memory_bytes"`
+	MemoryLimitBytes uint64  `json:"memory_limit_bytes,omitempty"`
+	// Unavailable names metrics that could not be read, and why; this is a
+	// normal condition (no NVML on a CPU node), not an error.
+	Unavailable []string     `json:"unavailable,omitempty"`
+	GPUs        []GPUMetrics `json:"gpus,omitempty"`
+}
+
+// GPUMetrics is one allocated GPU.
+type GPUMetrics struct {
+	Index            int    `json:"index"`
+	UUID             string `json:"uuid,omitempty"`
+	Name             string `json:"name,omitempty"`
+	UtilizationPct   int    `json:"utilization_pct"`
+	MemoryUsedBytes  uint64 `json:"memory_used_bytes"`
+	MemoryTotalBytes uint64 `json:"memory_total_bytes"`
+}
+
+// Activity is the traffic on proxied streams since the previous report:
+// what idleness detection looks at.
+type Activity struct {
+	Streams  int64 `json:"streams"`
+	Requests int64 `json:"requests"`
+	Bytes    int64 `json:"bytes"`
+}
+
+// Reports reads the reports of a report stream until it ends.
+func Reports(r io.Reader) iter.Seq2[Report, error] {
+	return func(yield func(Report, error) bool) {
+		dec := json.NewDecoder(r)
+		for {
+			var rep Report
+			err := dec.Decode(&rep)
+			if err == io.EOF {
+				return
+			}
+			if !yield(rep, err) || err != nil {
+				return
+			}
+		}
+	}
+}
