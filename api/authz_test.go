@@ -130,6 +130,7 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 		"DELETE /api/v1/sessions/{id}":     {"", roleWant{untested, untested, 404, 404}},
 		"GET /api/v1/sessions/{id}/events": {"", ownerOnly},
 		"GET /api/v1/sessions/{id}/logs":   {"", ownerOnly},
+		"GET /api/v1/sessions/stream":      {"", all(200)},
 
 		"GET /api/v1/scaling-groups":           {"", all(200)},
 		"POST /api/v1/scaling-groups":          {`{}`, superOnly},
@@ -154,6 +155,8 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 		{"bob", a.bob, func(w roleWant) int { return w.bob }},
 		{"olga", olga, func(w roleWant) int { return w.olga }},
 	}
+	// Streaming routes answer at once but end only when told to.
+	boundedQuery := map[string]string{"GET /api/v1/sessions/stream": "max_s=0.2"}
 	seen := map[string]bool{}
 	for _, rt := range a.srv.routes {
 		key := rt.method + " " + rt.pattern
@@ -172,6 +175,9 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 				v = nameFor(rt.pattern)
 			}
 			path = strings.ReplaceAll(path, k, v)
+		}
+		if q, ok := boundedQuery[key]; ok {
+			path += "?" + q
 		}
 		for _, role := range roles {
 			want := role.want(entry.want)

@@ -95,6 +95,7 @@ func (s *Server) routeTable() []route {
 		s.systemRoutes(),
 		s.credentialRoutes(),
 		s.sessionRoutes(),
+		s.sessionStreamRoutes(),
 		s.orgRoutes(),
 		s.catalogRoutes(),
 	)

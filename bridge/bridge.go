@@ -42,6 +42,8 @@ type Bridge struct {
 	// connections and a slurmrestd request.
 	submits chan struct{}
 	recon   reconcileState
+	// watch fans session change notifications out to WatchSessions callers.
+	watch *sessionWatchHub
 }
 
 // New returns a Bridge over an opened (migrated) database and a Slurm client.
@@ -58,8 +60,10 @@ func New(db *pgxpool.Pool, slurm *slurmctl.Client, cfg Config, log *slog.Logger)
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Bridge{db: db, slurm: slurm, cfg: cfg, log: log, now: time.Now, orgChanged: make(chan struct{}, 1),
+	b := &Bridge{db: db, slurm: slurm, cfg: cfg, log: log, now: time.Now, orgChanged: make(chan struct{}, 1),
 		submits: make(chan struct{}, 8)}
+	b.watch = &sessionWatchHub{b: b, watchers: map[*watcher]struct{}{}}
+	return b
 }
 
 // OrgChanges delivers a value after any change to domains, projects,
