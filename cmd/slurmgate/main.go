@@ -45,6 +45,7 @@ Examples:
 			adminCommand(),
 		},
 	}
+	addClientCommands(app)
 	markUsageErrors(app)
 	return app
 }

@@ -1,0 +1,156 @@
+package main
+
+// login, logout and whoami: the CLI's credentials.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v3"
+	"golang.org/x/term"
+
+	"github.com/slurmgate/slurmgate/api/client"
+)
+
+func loginCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "login",
+		Usage: "store the gateway endpoint and your API keypair in the configuration file",
+		Description: `Checks the keypair against the gateway (GET /api/v1/me) and stores it in
+~/.config/slurmgate/config.toml, mode 0600. Get a keypair from the web portal
+or from an admin. The secret key is read from --secret-key, or from stdin
+when that flag is "-" or absent (without echo on a terminal), so that it
+stays out of your shell history.
+
+Examples:
+   slurmgate login --endpoint https://gateway.example.org --access-key SGAK… --secret-key -
+   echo "$SECRET" | slurmgate login --endpoint http://127.0.0.1:8080 --access-key SGAK…
+
+` + exitCodesHelp,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "endpoint", Usage: "gateway `URL`, e.g. https://gateway.example.org (default: the configured one)"},
+			&cli.StringFlag{Name: "access-key", Usage: "your API access `KEY`", Required: true},
+			&cli.StringFlag{Name: "secret-key", Usage: "your API secret `KEY`, or - to read it from stdin"},
+			jsonFlag,
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			path, err := cliConfigPath()
+			if err != nil {
+				return err
+			}
+			cfg, err := readCLIConfig(path)
+			if err != nil {
+				return err
+			}
+			cfg.Endpoint = cmp(cmd.String("endpoint"), cfg.Endpoint)
+			if cfg.Endpoint == "" {
+				return usageErrorf("no endpoint: give --endpoint https://GATEWAY")
+			}
+			cfg.AccessKey = cmd.String("access-key")
+			cfg.SecretKey = cmd.String("secret-key")
+			if cfg.SecretKey == "" || cfg.SecretKey == "-" {
+				if cfg.SecretKey, err = readSecret(os.Stdin, cmd.Root().ErrWriter); err != nil {
+					return err
+				}
+			}
+			c, err := client.New(cfg.Endpoint, client.WithKeypair(cfg.AccessKey, cfg.SecretKey), client.WithUserAgent("slurmgate-cli/"+version))
+			if err != nil {
+				return usageErrorf("--endpoint: %v", err)
+			}
+			me, err := c.Me(ctx)
+			if err != nil {
+				return apiError(err, cfg.Endpoint)
+			}
+			if err := writeCLIConfig(path, cfg); err != nil {
+				return fmt.Errorf("storing the credentials: %w", err)
+			}
+			if cmd.Bool("json") {
+				return printJSON(cmd, me)
+			}
+			fmt.Fprintf(cmd.Root().Writer, "logged in to %s as %s (%s, domain %s); credentials stored in %s\n",
+				cfg.Endpoint, me.Username, me.Role, me.Domain, path)
+			return nil
+		},
+	}
+}
+
+// readSecret reads the secret key from stdin: without echo from a terminal,
+// else its first line.
+func readSecret(in *os.File, prompt io.Writer) (string, error) {
+	var secret string
+	if term.IsTerminal(int(in.Fd())) {
+		fmt.Fprint(prompt, "secret key: ")
+		b, err := term.ReadPassword(int(in.Fd()))
+		fmt.Fprintln(prompt)
+		if err != nil {
+			return "", err
+		}
+		secret = string(b)
+	} else {
+		line, err := bufio.NewReader(in).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		secret = line
+	}
+	secret = strings.TrimSpace(secret)
+	if secret == "" {
+		return "", usageErrorf("no secret key: give --secret-key, or pipe it on stdin")
+	}
+	return secret, nil
+}
+
+func logoutCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "logout",
+		Usage: "remove the stored keypair (the keypair itself stays valid until revoked)",
+		Description: `Example:
+   slurmgate logout`,
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			path, err := cliConfigPath()
+			if err != nil {
+				return err
+			}
+			cfg, err := readCLIConfig(path)
+			if err != nil {
+				return err
+			}
+			cfg.AccessKey, cfg.SecretKey = "", ""
+			if err := writeCLIConfig(path, cfg); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.Root().Writer, "credentials removed from %s\n", path)
+			return nil
+		},
+	}
+}
+
+func whoamiCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "whoami",
+		Usage: "show who the stored credentials act as",
+		Description: `Example:
+   slurmgate whoami --json`,
+		Flags: []cli.Flag{jsonFlag},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			c, cfg, err := apiClient()
+			if err != nil {
+				return err
+			}
+			me, err := c.Me(ctx)
+			if err != nil {
+				return apiError(err, cfg.Endpoint)
+			}
+			if cmd.Bool("json") {
+				return printJSON(cmd, me)
+			}
+			fmt.Fprintf(cmd.Root().Writer, "%s (uid %d, %s, domain %s) at %s\n", me.Username, me.UID, me.Role, me.Domain, cfg.Endpoint)
+			return nil
+		},
+	}
+}
