@@ -25,6 +25,18 @@ type Config struct {
 	SyncInterval time.Duration
 	// SecretKey (32 bytes) encrypts keypair secrets at rest.
 	SecretKey []byte
+	// TunnelURL is the agent tunnel endpoint session agents dial
+	// (ws://host:port/api/v1/agent/tunnel); written into each agent's config.
+	TunnelURL string
+	// AgentBinary is the slurmgate executable a session job runs as its
+	// agent; it must be readable and executable by users on the nodes.
+	AgentBinary string
+	// IdleThreshold is the utilisation below which a session counts as idle:
+	// the fraction of its CPU cores kept busy, and of any GPU (default 0.05).
+	IdleThreshold float64
+	// CullInterval is how often idle and overdue sessions are looked for
+	// (default 30 s).
+	CullInterval time.Duration
 }
 
 // Bridge is the domain service. It is safe for concurrent use.
@@ -44,6 +56,8 @@ type Bridge struct {
 	recon   reconcileState
 	// watch fans session change notifications out to WatchSessions callers.
 	watch *sessionWatchHub
+	// agents is the registry of live agent tunnels (agents.go).
+	agents agentRegistry
 }
 
 // New returns a Bridge over an opened (migrated) database and a Slurm client.
@@ -56,6 +70,12 @@ func New(db *pgxpool.Pool, slurm *slurmctl.Client, cfg Config, log *slog.Logger)
 	}
 	if cfg.SyncInterval <= 0 {
 		cfg.SyncInterval = 5 * time.Minute
+	}
+	if cfg.IdleThreshold <= 0 {
+		cfg.IdleThreshold = 0.05
+	}
+	if cfg.CullInterval <= 0 {
+		cfg.CullInterval = 30 * time.Second
 	}
 	if log == nil {
 		log = slog.Default()
