@@ -1,0 +1,396 @@
+package bridge
+
+// vfolder tests against real PostgreSQL and a real storage directory; no
+// Slurm is involved.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/slurmgate/slurmgate/bridge/bridgetest"
+	"github.com/slurmgate/slurmgate/vfolder"
+	"github.com/slurmgate/slurmgate/vfolder/vfoldertest"
+)
+
+type vworld struct {
+	b                 *Bridge
+	host              *vfolder.Host
+	admin             Actor
+	alice, bob, carol Actor
+	project           Project
+}
+
+func newVWorld(t *testing.T) *vworld {
+	t.Helper()
+	host, err := vfolder.OpenHost(vfoldertest.Host(t, "local"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(bridgetest.Pool(t), nil, Config{VFolderHosts: []*vfolder.Host{host}}, nil)
+	ctx := t.Context()
+	w := &vworld{b: b, host: host, admin: System}
+	if _, err := b.CreateDomain(ctx, System, "lab", ""); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(name string, uid int) Actor {
+		u, err := b.CreateUser(ctx, System, NewUser{Username: name, UID: uid, Domain: "lab"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.Actor()
+	}
+	w.alice, w.bob, w.carol = mk("alice", 2001), mk("bob", 2002), mk("carol", 2003)
+	if w.project, err = b.CreateProject(ctx, System, "lab", "vision", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SetMembership(ctx, System, w.project.ID, w.alice.UserID, "project-admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SetMembership(ctx, System, w.project.ID, w.bob.UserID, "member"); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func wantVKind(t *testing.T, err error, k Kind, what string) {
+	t.Helper()
+	if KindOf(err) != k {
+		t.Errorf("%s: %v (kind %d); want kind %d", what, err, KindOf(err), k)
+	}
+}
+
+// upload sends data in one piece.
+func (w *vworld) upload(t *testing.T, a Actor, id, p string, data []byte) error {
+	t.Helper()
+	up, err := w.b.CreateUpload(t.Context(), a, id, p, int64(len(data)))
+	if err != nil {
+		return err
+	}
+	_, err = w.b.AppendUpload(t.Context(), up.ID, up.Token, 0, bytes.NewReader(data))
+	return err
+}
+
+func TestVFolderOwnershipAndIsolation(t *testing.T) {
+	w := newVWorld(t)
+	ctx := t.Context()
+	v, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "data", Host: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Owner != "alice" || v.Access != AccessOwner || v.Status != "ready" {
+		t.Errorf("created %+v", v)
+	}
+	if _, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "data", Host: "local"}); KindOf(err) != KindConflict {
+		t.Errorf("second folder named data: %v; want a conflict", err)
+	}
+	if _, err := w.b.CreateVFolder(ctx, w.bob, NewVFolder{Name: "data", Host: "local"}); err != nil {
+		t.Errorf("bob's own folder named data: %v", err)
+	}
+	if _, err := w.b.MkdirVFolder(ctx, w.alice, v.ID, "in", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.upload(t, w.alice, v.ID, "in/hello.txt", []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(w.host.Path(diskID(v.ID)), "in", "hello.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := st.Sys().(*syscall.Stat_t).Uid; uid != 2001 {
+		t.Errorf("alice's upload is owned by uid %d; want 2001", uid)
+	}
+	_, err = w.b.VFolder(ctx, w.bob, v.ID)
+	wantVKind(t, err, KindNotFound, "bob getting alice's folder")
+	_, _, err = w.b.ListVFolderFiles(ctx, w.bob, v.ID, ".", "", 10)
+	wantVKind(t, err, KindNotFound, "bob listing alice's folder")
+	vs, _ := w.b.VFolders(ctx, w.bob, VFolderFilter{})
+	for _, x := range vs {
+		if x.ID == v.ID {
+			t.Error("bob's list shows alice's folder")
+		}
+	}
+	if got, _ := w.b.VFolder(ctx, w.alice, v.ID); got.UsageBytes != 5 {
+		t.Errorf("usage after a 5-byte upload: %d", got.UsageBytes)
+	}
+	err = w.b.DeleteVFolder(ctx, w.alice, v.ID, "wrong")
+	wantVKind(t, err, KindInvalid, "delete without confirmation")
+	if err := w.b.DeleteVFolder(ctx, w.alice, v.ID, "data"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(w.host.Path(diskID(v.ID))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("deleted folder's directory: %v", err)
+	}
+}
+
+func TestVFolderShareReadOnlyRefusesWrites(t *testing.T) {
+	w := newVWorld(t)
+	ctx := t.Context()
+	v, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "shared", Host: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.b.ShareVFolder(ctx, w.alice, v.ID, "bob", "ro"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.b.VFolder(ctx, w.bob, v.ID)
+	wantVKind(t, err, KindNotFound, "bob before accepting")
+	inv, _ := w.b.VFolderInvitations(ctx, w.bob)
+	if len(inv) != 1 || inv[0].VFolderID != v.ID || inv[0].Owner != "alice" {
+		t.Fatalf("bob's invitations %+v", inv)
+	}
+	if _, err := w.b.AnswerVFolderInvitation(ctx, w.bob, v.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.b.VFolder(ctx, w.bob, v.ID)
+	if err != nil || got.Access != AccessRO {
+		t.Fatalf("bob after accepting: %+v %v", got, err)
+	}
+	wantVKind(t, w.upload(t, w.bob, v.ID, "x", []byte("x")), KindForbidden, "bob uploading to a ro share")
+	_, err = w.b.MkdirVFolder(ctx, w.bob, v.ID, "d", false)
+	wantVKind(t, err, KindForbidden, "bob mkdir in a ro share")
+	wantVKind(t, w.b.DeleteVFolderFile(ctx, w.bob, v.ID, "x", false), KindForbidden, "bob deleting in a ro share")
+	_, err = w.b.ShareVFolder(ctx, w.bob, v.ID, "carol", "rw")
+	wantVKind(t, err, KindForbidden, "bob re-sharing")
+	shares, err := w.b.VFolderShares(ctx, w.alice, v.ID)
+	if err != nil || len(shares) != 1 || shares[0].Username != "bob" || shares[0].State != "accepted" {
+		t.Errorf("alice sees shares %+v %v", shares, err)
+	}
+	// Upgrading to rw lets bob write, as himself.
+	if _, err := w.b.ShareVFolder(ctx, w.alice, v.ID, "bob", "rw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.upload(t, w.bob, v.ID, "from-bob", []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := w.b.StatVFolderFile(ctx, w.alice, v.ID, "from-bob"); e.UID != 2002 {
+		t.Errorf("bob's file in alice's folder has uid %d; want bob's 2002", e.UID)
+	}
+	if err := w.b.RevokeVFolderShare(ctx, w.alice, v.ID, w.bob.UserID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.b.VFolder(ctx, w.bob, v.ID)
+	wantVKind(t, err, KindNotFound, "bob after revocation")
+	// Declining deletes the invitation.
+	w.b.ShareVFolder(ctx, w.alice, v.ID, "carol", "rw")
+	if _, err := w.b.AnswerVFolderInvitation(ctx, w.carol, v.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if shares, _ := w.b.VFolderShares(ctx, w.alice, v.ID); len(shares) != 0 {
+		t.Errorf("shares after decline: %+v", shares)
+	}
+}
+
+func TestVFolderProjectFolderNeedsGroup(t *testing.T) {
+	w := newVWorld(t)
+	ctx := t.Context()
+	_, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "team", Host: "local", Project: "lab/vision"})
+	wantVKind(t, err, KindInvalid, "project folder without a POSIX group")
+	if _, err := w.b.db.Exec(ctx, `UPDATE projects SET gid = 2600 WHERE id = $1`, w.project.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.b.CreateVFolder(ctx, w.bob, NewVFolder{Name: "team", Host: "local", Project: "lab/vision"})
+	wantVKind(t, err, KindForbidden, "a plain member creating a project folder")
+	v, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "team", Host: "local", Project: "lab/vision", Permission: "ro"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(w.host.Path(diskID(v.ID)))
+	if s := st.Sys().(*syscall.Stat_t); s.Gid != 2600 || st.Mode()&os.ModeSetgid == 0 || st.Mode().Perm() != 0o770 {
+		t.Errorf("project folder gid %d mode %v; want 2600 and drwxrws---", s.Gid, st.Mode())
+	}
+	got, err := w.b.VFolder(ctx, w.bob, v.ID)
+	if err != nil || got.Access != AccessRO {
+		t.Errorf("member bob: %+v %v; want ro access", got, err)
+	}
+	_, err = w.b.VFolder(ctx, w.carol, v.ID)
+	wantVKind(t, err, KindNotFound, "non-member carol")
+}
+
+func TestVFolderPolicyLimits(t *testing.T) {
+	w := newVWorld(t)
+	ctx := t.Context()
+	one, hosts := 1, []string{"elsewhere"}
+	if _, err := w.b.SetPolicy(ctx, System, Policy{Scope: "user", TargetID: w.alice.UserID, MaxVfolders: &one}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "a", Host: "local"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "b", Host: "local"})
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindQuota || e.Quota == nil || e.Quota.Limit != "max_vfolders" {
+		t.Errorf("second folder over max_vfolders 1: %v", err)
+	}
+	if _, err := w.b.SetPolicy(ctx, System, Policy{Scope: "domain", TargetID: w.alice.DomainID, AllowedVfolderHosts: hosts}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.b.CreateVFolder(ctx, w.bob, NewVFolder{Name: "b", Host: "local"})
+	wantVKind(t, err, KindQuota, "host not in the domain's allowed hosts")
+	_, err = w.b.CreateVFolder(ctx, w.bob, NewVFolder{Name: "b", Host: "nope"})
+	wantVKind(t, err, KindInvalid, "unknown host")
+}
+
+func TestVFolderQuotaRefusesUploadAndConcurrentWritesCannotOvershoot(t *testing.T) {
+	w := newVWorld(t)
+	ctx := t.Context()
+	quota := int64(1 << 20)
+	v, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "small", Host: "local", QuotaBytes: &quota})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.upload(t, w.alice, v.ID, "big.bin", make([]byte, 2<<20))
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindQuota || e.Quota.Max != quota {
+		t.Fatalf("2 MiB into a 1 MiB quota: %v", err)
+	}
+	staging := filepath.Join(w.host.Config().Root, "staging", diskID(v.ID))
+	if ents, _ := os.ReadDir(staging); len(ents) != 0 {
+		t.Errorf("a refused upload left %d staged files", len(ents))
+	}
+	if ents, _ := os.ReadDir(w.host.Path(diskID(v.ID))); len(ents) != 0 {
+		t.Errorf("a refused upload left %d files in the folder", len(ents))
+	}
+
+	// 12 writers of 300 KiB race for 1 MiB: at most 3 fit.
+	const n, size = 12, 300 << 10
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.upload(t, w.alice, v.ID, fmt.Sprintf("f%d", i), make([]byte, size)); err == nil {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			} else if KindOf(err) != KindQuota {
+				t.Errorf("upload %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	u, err := w.host.Usage(ctx, diskID(v.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Bytes > quota || ok != 3 {
+		t.Errorf("%d uploads succeeded, %d bytes on disk; quota %d allows 3", ok, u.Bytes, quota)
+	}
+	got, _ := w.b.VFolder(ctx, w.alice, v.ID)
+	if got.UsageBytes != u.Bytes {
+		t.Errorf("recorded usage %d; on disk %d", got.UsageBytes, u.Bytes)
+	}
+	// Deleting frees quota for the next write.
+	if err := w.b.DeleteVFolderFile(ctx, w.alice, v.ID, "f0", false); err != nil && KindOf(err) != KindNotFound {
+		t.Fatal(err)
+	}
+}
+
+// cutReader delivers n bytes, then fails like a dropped connection.
+type cutReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, errors.New("connection reset")
+	}
+	p = p[:min(len(p), c.n)]
+	k, err := c.r.Read(p)
+	c.n -= k
+	return k, err
+}
+
+func TestVFolderUploadResumesAfterCut(t *testing.T) {
+	w := newVWorld(t)
+	ctx := t.Context()
+	v, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "r", Host: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 4<<20)
+	for i := range data {
+		data[i] = byte(i * 7 >> 3)
+	}
+	up, err := w.b.CreateUpload(ctx, w.alice, v.ID, "model.bin", int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.b.AppendUpload(ctx, up.ID, up.Token, 0, &cutReader{bytes.NewReader(data), len(data) / 2})
+	if err == nil {
+		t.Fatal("a cut append reported success")
+	}
+	if _, err := w.b.StatVFolderFile(ctx, w.alice, v.ID, "model.bin"); KindOf(err) != KindNotFound {
+		t.Errorf("half an upload is visible under its final name: %v", err)
+	}
+	st, err := w.b.UploadStatus(ctx, up.ID, up.Token)
+	if err != nil || st.Offset != int64(len(data)/2) {
+		t.Fatalf("status after the cut: offset %d, %v; want %d", st.Offset, err, len(data)/2)
+	}
+	if _, err := w.b.UploadStatus(ctx, up.ID, "wrong-token"); KindOf(err) != KindNotFound {
+		t.Errorf("status with a wrong token: %v", err)
+	}
+	if _, err := w.b.AppendUpload(ctx, up.ID, up.Token, 0, bytes.NewReader(data)); KindOf(err) != KindConflict {
+		t.Errorf("append at a stale offset: %v; want a conflict", err)
+	}
+	done, err := w.b.AppendUpload(ctx, up.ID, up.Token, st.Offset, bytes.NewReader(data[st.Offset:]))
+	if err != nil || done.Offset != done.Length {
+		t.Fatalf("resumed append: %+v %v", done, err)
+	}
+	got, err := os.ReadFile(filepath.Join(w.host.Path(diskID(v.ID)), "model.bin"))
+	if err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Errorf("the resumed file's SHA-256 differs from the original's (%v)", err)
+	}
+}
+
+func TestVFolderResolveMounts(t *testing.T) {
+	w := newVWorld(t)
+	ctx := t.Context()
+	mine, err := w.b.CreateVFolder(ctx, w.bob, NewVFolder{Name: "mine", Host: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "theirs", Host: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.b.ShareVFolder(ctx, w.alice, theirs.ID, "bob", "ro")
+	w.b.AnswerVFolderInvitation(ctx, w.bob, theirs.ID, true)
+
+	ms, err := w.b.ResolveMounts(ctx, w.bob, []MountRequest{{Name: "mine"}, {Name: "theirs", Target: "/home/work/ref", ReadOnly: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 || ms[0].Target != "/home/work/mine" || ms[0].HostPath != w.host.Path(diskID(mine.ID)) || ms[0].ReadOnly ||
+		ms[1].Target != "/home/work/ref" || !ms[1].ReadOnly {
+		t.Errorf("resolved %+v", ms)
+	}
+	for _, c := range []struct {
+		reqs []MountRequest
+		kind Kind
+		why  string
+	}{
+		{[]MountRequest{{Name: "nope"}}, KindNotFound, "unknown folder"},
+		{[]MountRequest{{Name: "mine", Target: "/etc"}}, KindInvalid, "mount point outside /home/work"},
+		{[]MountRequest{{Name: "mine", Target: "/home/work"}}, KindInvalid, "mount point /home/work itself"},
+		{[]MountRequest{{Name: "mine", Target: "/home/work/../etc"}}, KindInvalid, "mount point with .."},
+		{[]MountRequest{{Name: "mine", Target: "/home/work/x"}, {Name: "theirs", Target: "/home/work/x", ReadOnly: true}}, KindInvalid, "duplicate targets"},
+		{[]MountRequest{{Name: "mine", Target: "/home/work/x"}, {Name: "theirs", Target: "/home/work/x/y", ReadOnly: true}}, KindInvalid, "nested targets"},
+		{[]MountRequest{{Name: "theirs"}}, KindForbidden, "rw asked on a ro share"},
+	} {
+		_, err := w.b.ResolveMounts(ctx, w.bob, c.reqs)
+		wantVKind(t, err, c.kind, c.why)
+	}
+	_, err = w.b.ResolveMounts(ctx, w.carol, []MountRequest{{Name: mine.ID}})
+	wantVKind(t, err, KindNotFound, "carol mounting bob's folder by id")
+}
