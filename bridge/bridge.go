@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/slurmgate/slurmgate/slurmctl"
+	"github.com/slurmgate/slurmgate/vfolder"
 )
 
 // Config holds the domain's settings; cmd/slurmgate fills it from the TOML file.
@@ -25,6 +26,8 @@ type Config struct {
 	SyncInterval time.Duration
 	// SecretKey (32 bytes) encrypts keypair secrets at rest.
 	SecretKey []byte
+	// VFolderHosts are the opened storage hosts folders live on.
+	VFolderHosts []*vfolder.Host
 	// TunnelURL is the agent tunnel endpoint session agents dial
 	// (ws://host:port/api/v1/agent/tunnel); written into each agent's config.
 	TunnelURL string
