@@ -9,6 +9,10 @@ import (
 	"github.com/urfave/cli/v3"
 )
 
+// exitDrift is the exit status of `admin sync --plan` when Slurm differs
+// from the desired state.
+const exitDrift = 3
+
 // adminCommand holds the administrator's commands that run on the gateway
 // host against its database and Slurm directly, with the server's
 // configuration.
@@ -57,6 +61,10 @@ Example:
 projects, members, policies) and slurmdbd; --apply repairs it. Only accounts
 whose Organization is the configured managed_organization are ever changed.
 
+Exit status: 0 when Slurm matches (or --apply repaired everything), 3 when
+--plan found drift or a conflict (so a cron job or monitoring check can alert
+on it), 1 when something failed, 2 on a usage error.
+
 Examples:
    slurmgate admin sync --plan
    slurmgate admin sync --apply --json`,
@@ -82,20 +90,27 @@ Examples:
 					}
 					w := cmd.Root().Writer
 					if !cmd.Bool("apply") {
+						clean := plan.Empty() && len(plan.Conflicts) == 0
 						if cmd.Bool("json") {
-							return json.NewEncoder(w).Encode(plan)
-						}
-						if plan.Empty() && len(plan.Conflicts) == 0 {
+							if err := json.NewEncoder(w).Encode(plan); err != nil {
+								return err
+							}
+						} else if clean {
 							fmt.Fprintln(w, "no drift: Slurm matches the desired state")
+						}
+						if clean {
 							return nil
 						}
-						for _, c := range plan.Changes {
-							fmt.Fprintln(w, c.String())
+						if !cmd.Bool("json") {
+							for _, c := range plan.Changes {
+								fmt.Fprintln(w, c.String())
+							}
+							for _, c := range plan.Conflicts {
+								fmt.Fprintf(w, "conflict: %s: %s\n", c.Account, c.Reason)
+							}
 						}
-						for _, c := range plan.Conflicts {
-							fmt.Fprintf(w, "conflict: %s: %s\n", c.Account, c.Reason)
-						}
-						return nil
+						return cli.Exit(fmt.Sprintf("drift: %d changes, %d conflicts; `slurmgate admin sync --apply` repairs the changes, conflicts need a person",
+							len(plan.Changes), len(plan.Conflicts)), exitDrift)
 					}
 					res, err := sync.Apply(ctx, plan)
 					if cmd.Bool("json") {
