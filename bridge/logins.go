@@ -456,4 +456,3 @@ func (b *Bridge) TakeOIDCFlow(ctx context.Context, state string) (OIDCFlow, erro
 	}
 	return f, err
 }
-
