@@ -64,7 +64,7 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 
 	vars := map[string]string{
 		"{id}": "", "{name}": "", "{user_id}": fmt.Sprint(a.bob.UserID), "{access_key}": a.alice.accessKey,
-		"{scope}": "project", "{ref...}": "host:latest",
+		"{scope}": "project", "{ref...}": "host:latest", "{service}": "jupyter",
 	}
 	idFor := func(pattern string) string {
 		switch {
@@ -89,6 +89,7 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 	ownerOnly := roleWant{200, 200, 404, 404}
 	superOnly := roleWant{notRefused, 403, 403, 403}
 	superOnlyDelete := roleWant{untested, 403, 403, 403}
+	ownerUse := roleWant{403, 503, 404, 404}
 	table := map[string]struct {
 		body string
 		want roleWant
@@ -131,6 +132,18 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 		"GET /api/v1/sessions/{id}/events": {"", ownerOnly},
 		"GET /api/v1/sessions/{id}/logs":   {"", ownerOnly},
 		"GET /api/v1/sessions/stream":      {"", all(200)},
+
+		// The agent authenticates inside the WebSocket; a plain GET is
+		// refused as a bad handshake, not for lack of credentials.
+		"GET /api/v1/agent/tunnel": {"", all(notRefused)},
+		// Admins may read a session's apps and metrics; only its owner
+		// acts inside it (403 for admins who see it). alice's session has
+		// not started: 503.
+		"GET /api/v1/sessions/{id}/apps":          {"", ownerOnly},
+		"GET /api/v1/sessions/{id}/metrics":       {"", ownerOnly},
+		"POST /api/v1/sessions/{id}/exec":         {`{"argv":["true"]}`, ownerUse},
+		"GET /api/v1/sessions/{id}/terminal":      {"", ownerUse},
+		"GET /api/v1/sessions/{id}/tcp/{service}": {"", ownerUse},
 
 		"GET /api/v1/scaling-groups":           {"", all(200)},
 		"POST /api/v1/scaling-groups":          {`{}`, superOnly},

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/slurmgate/slurmgate/bridge"
+	"github.com/slurmgate/slurmgate/tunnel"
 )
 
 // Options configures a Server; the zero value is usable.
@@ -28,6 +29,13 @@ type Options struct {
 	// Now is the clock signed requests are checked against; nil means
 	// time.Now.
 	Now func() time.Time
+	// AppsDomain turns on the app proxy's subdomain mode:
+	// {app}--{session}.<AppsDomain> (a wildcard DNS name and certificate
+	// pointing at the gateway). Empty serves apps under /s/ only.
+	AppsDomain string
+	// TunnelKeepalive tunes the agent tunnels' keepalive; zero values take
+	// package tunnel's defaults.
+	TunnelKeepalive tunnel.Keepalive
 }
 
 // Server is the REST API as an http.Handler.
@@ -42,6 +50,9 @@ type Server struct {
 	routes   []*route
 	mux      *http.ServeMux
 	openapi  []byte // the OpenAPI document, rendered once from routes
+	// apps is the app proxy (appproxy.go), served beside the API.
+	apps            *appProxy
+	tunnelKeepalive tunnel.Keepalive
 }
 
 // New returns the API over b. Its metrics are registered in
@@ -72,6 +83,8 @@ func New(b *bridge.Bridge, opts Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.apps = newAppProxy(s, opts.AppsDomain)
+	s.tunnelKeepalive = opts.TunnelKeepalive
 	s.duration = newDurationMetric(s.registry)
 	s.registry.MustRegister(newDomainCollector(b))
 	for _, rt := range s.routeTable() {
@@ -86,7 +99,13 @@ func New(b *bridge.Bridge, opts Options) *Server {
 }
 
 // ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if session, app, ok := s.apps.match(r); ok {
+		s.apps.serve(w, r, session, app)
+		return
+	}
+	s.serve(w, r)
+}
 
 // routeTable is every operation the API serves. Each resource contributes
 // its routes from its own file; add a resource by adding its method here.
@@ -98,6 +117,9 @@ func (s *Server) routeTable() []route {
 		s.sessionStreamRoutes(),
 		s.orgRoutes(),
 		s.catalogRoutes(),
+		s.agentRoutes(),
+		s.runtimeRoutes(),
+		s.terminalRoutes(),
 	)
 }
 

@@ -1,0 +1,315 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slurmgate/slurmgate/api/sign"
+	"github.com/slurmgate/slurmgate/bridge"
+	"github.com/slurmgate/slurmgate/tunnel"
+)
+
+// The app proxy: a session's web apps (Jupyter, TensorBoard, code-server)
+// reached through the gateway, over the agent's tunnel, with no inbound
+// port on the compute node.
+//
+//   - Path mode: /s/{session}/{app}/… is forwarded with the prefix kept,
+//     for apps that take a base URL (the agent starts Jupyter with
+//     --NotebookApp.base_url=/s/{session}/jupyter/).
+//   - Subdomain mode, when Options.AppsDomain is set:
+//     {app}--{session}.<AppsDomain> is forwarded with its path unchanged,
+//     for apps that insist on being served at "/".
+//
+// Every request and every WebSocket upgrade is authenticated and authorized
+// (bridge.UseSession: the session's owner only; admins who may see the
+// session get 403, everyone else 404). The gateway's own credentials (the
+// Authorization header, its cookies, X-SG-* headers) are removed before the
+// app sees the request. It is served outside the API's middleware because
+// app requests are not API calls: bodies of any size stream through, and
+// they are not in the OpenAPI document.
+
+// appProxy holds the reverse proxy and a Transport per (agent tunnel,
+// service): a Transport pools connections per host, and each of its
+// connections is a tunnel stream, so a pool must never mix tunnels.
+type appProxy struct {
+	s      *Server
+	domain string // the wildcard base domain, e.g. "apps.example.org"; "" disables subdomain mode
+	proxy  *httputil.ReverseProxy
+
+	mu         sync.Mutex
+	transports map[transportKey]*http.Transport
+}
+
+type transportKey struct {
+	conn    *tunnel.Conn
+	service string
+}
+
+// appTarget is what a request addresses, set by the front for Rewrite and
+// the transport.
+type appTarget struct {
+	agent   *bridge.Agent
+	service string
+}
+
+type appTargetKey struct{}
+
+func newAppProxy(s *Server, domain string) *appProxy {
+	p := &appProxy{s: s, domain: strings.ToLower(strings.TrimPrefix(domain, ".")), transports: map[transportKey]*http.Transport{}}
+	p.proxy = &httputil.ReverseProxy{
+		Rewrite:       p.rewrite,
+		Transport:     roundTripperFunc(p.roundTrip),
+		FlushInterval: -1, // stream: server-sent events, long polls and downloads must not wait in a buffer
+		ErrorHandler:  p.proxyError,
+		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return p
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// match reports whether r is for an app rather than the API, and which
+// session and app it addresses.
+func (p *appProxy) match(r *http.Request) (session, app string, ok bool) {
+	if rest, found := strings.CutPrefix(r.URL.Path, "/s/"); found {
+		session, rest, _ = strings.Cut(rest, "/")
+		app, _, _ = strings.Cut(rest, "/")
+		return session, app, true
+	}
+	if p.domain == "" {
+		return "", "", false
+	}
+	host := strings.ToLower(r.Host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	label, found := strings.CutSuffix(host, "."+p.domain)
+	if !found || strings.Contains(label, ".") {
+		return "", "", false
+	}
+	app, session, found = strings.Cut(label, "--")
+	return session, app, found
+}
+
+// serve is the front of the proxy: request id, authentication,
+// authorization, then the reverse proxy.
+func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app string) {
+	start := time.Now()
+	st := &requestState{id: requestID(r)}
+	st.log = p.s.log.With("request_id", st.id)
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	rec := &recorder{ResponseWriter: w, req: r, st: st}
+	// A route of its own for the access log and metrics, which label by
+	// pattern: ids in paths must not mint series.
+	st.route = &appRoute
+	defer func() { p.s.logRequest(r, rec, st, time.Since(start)) }()
+	w = rec
+	w.Header().Set(requestIDHeader, st.id)
+
+	if strings.HasPrefix(r.URL.Path, "/s/") && r.URL.Path == "/s/"+session+"/"+app {
+		// Relative links of an app under a prefix resolve only below
+		// the slash.
+		http.Redirect(w, r, r.URL.Path+"/"+queryOf(r), http.StatusMovedPermanently)
+		return
+	}
+	if session == "" || app == "" {
+		writeProblem(w, r, notFoundProblem.with("app URLs look like /s/{session}/{app}/ or {app}--{session}.%s", cmpOr(p.domain, "<apps domain>")))
+		return
+	}
+	if strings.HasPrefix(r.Header.Get("Authorization"), sign.Scheme+" ") {
+		// A signed request's body is read whole to check its hash.
+		r.Body = http.MaxBytesReader(w, r.Body, p.s.maxBody)
+	}
+	if !p.s.authenticate(w, r, st) {
+		return
+	}
+	ag, err := p.s.b.UseSession(r.Context(), st.actor, session)
+	if err != nil {
+		if bridge.KindOf(err) == bridge.KindUnavailable {
+			writeProblem(w, r, badGateway.with("%v", err))
+			return
+		}
+		writeError(w, r, err)
+		return
+	}
+	if err := ag.Service(app); err != nil {
+		if bridge.KindOf(err) == bridge.KindUnavailable {
+			writeProblem(w, r, badGateway.with("%v", err))
+			return
+		}
+		writeError(w, r, err)
+		return
+	}
+	ag.Touch()
+	ctx := context.WithValue(r.Context(), appTargetKey{}, appTarget{agent: ag, service: app})
+	if !st.cred.expires.IsZero() && r.Header.Get("Upgrade") != "" {
+		// An upgraded connection lives on after this check: end it when
+		// the credential that opened it expires.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, st.cred.expires)
+		defer cancel()
+	}
+	p.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// appRoute labels app requests in the access log and metrics.
+var appRoute = route{method: "ANY", pattern: "/s/{session}/{app}/"}
+
+func queryOf(r *http.Request) string {
+	if r.URL.RawQuery == "" {
+		return ""
+	}
+	return "?" + r.URL.RawQuery
+}
+
+// rewrite shapes the request the app sees: the path as the browser sent it
+// (the app knows its prefix), the Host as the browser sent it (apps such as
+// Jupyter compare Origin with Host on WebSocket upgrades), X-Forwarded-*
+// set, and none of the gateway's credentials.
+func (p *appProxy) rewrite(pr *httputil.ProxyRequest) {
+	t := pr.In.Context().Value(appTargetKey{}).(appTarget)
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = t.service
+	pr.Out.Host = pr.In.Host
+	pr.SetXForwarded()
+	h := pr.Out.Header
+	h.Del("Authorization")
+	for name := range h {
+		if strings.HasPrefix(strings.ToLower(name), "x-sg-") {
+			h.Del(name)
+		}
+	}
+	stripGatewayCookies(pr.Out)
+}
+
+// gatewayCookie reports whether a cookie is the gateway's own (the portal
+// session and its CSRF token); those never reach an app, which could
+// otherwise act as the user on the gateway.
+func gatewayCookie(name string) bool {
+	n := strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(name, "__Host-"), "__Secure-"))
+	return strings.HasPrefix(n, "slurmgate") || strings.HasPrefix(n, "sg_") || strings.HasPrefix(n, "sg-")
+}
+
+func stripGatewayCookies(r *http.Request) {
+	cookies := r.Cookies()
+	if len(cookies) == 0 {
+		return
+	}
+	r.Header.Del("Cookie")
+	for _, c := range cookies {
+		if !gatewayCookie(c.Name) {
+			r.AddCookie(c)
+		}
+	}
+}
+
+// roundTrip sends the request over the session's tunnel with the
+// Transport of its (tunnel, service).
+func (p *appProxy) roundTrip(r *http.Request) (*http.Response, error) {
+	t := r.Context().Value(appTargetKey{}).(appTarget)
+	return p.transport(t.agent.Conn, t.service).RoundTrip(r)
+}
+
+func (p *appProxy) transport(conn *tunnel.Conn, service string) *http.Transport {
+	key := transportKey{conn, service}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if tr := p.transports[key]; tr != nil {
+		return tr
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return conn.DialService(ctx, service)
+		},
+		// Browsers open several connections per app; each pooled one is a
+		// tunnel stream, cheap to keep.
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true, // pass the app's encoding through untouched
+	}
+	p.transports[key] = tr
+	first := true
+	for k := range p.transports {
+		if k.conn == conn && k.service != service {
+			first = false
+			break
+		}
+	}
+	if first {
+		// Forget the tunnel's transports once it is gone.
+		go func() {
+			<-conn.Done()
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			for k, tr := range p.transports {
+				if k.conn == conn {
+					tr.CloseIdleConnections()
+					delete(p.transports, k)
+				}
+			}
+		}()
+	}
+	return tr
+}
+
+// badGateway is the answer when the app cannot be reached: the agent is not
+// connected, the service is not ready, or it failed to answer.
+var badGateway = problemKind{"bad-gateway", "The app cannot be reached", http.StatusBadGateway}
+
+// proxyError explains why the app did not answer.
+func (p *appProxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	t := r.Context().Value(appTargetKey{}).(appTarget)
+	var se *tunnel.StreamError
+	switch {
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		w.WriteHeader(499) // the client went away
+		return
+	case errors.As(err, &se):
+		writeProblem(w, r, badGateway.with("the agent of session %s could not reach service %s: %s", t.agent.SessionID, t.service, se.Reason))
+	case isClosed(t.agent.Conn):
+		writeProblem(w, r, badGateway.with("the agent of session %s disconnected; it reconnects within seconds if the session is still running", t.agent.SessionID))
+	default:
+		stateFrom(r.Context()).log.Info("app did not answer", "session", t.agent.SessionID, "service", t.service, "err", err)
+		writeProblem(w, r, badGateway.with("service %s of session %s did not answer: %v", t.service, t.agent.SessionID, err))
+	}
+}
+
+func isClosed(c *tunnel.Conn) bool {
+	select {
+	case <-c.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// appURLs are where an app of a session is served: the path, and the
+// subdomain URL when subdomain mode is on.
+func (p *appProxy) appURLs(r *http.Request, session, app string) (path, subdomain string) {
+	path = fmt.Sprintf("/s/%s/%s/", session, app)
+	if p.domain != "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		subdomain = fmt.Sprintf("%s://%s--%s.%s/", scheme, app, session, p.domain)
+	}
+	return path, subdomain
+}
+
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
