@@ -90,7 +90,9 @@ func attach(ctx context.Context, cmd *cli.Command, c *client.Client, cfg cliConf
 	done := make(chan result, 1)
 	go func() {
 		cur, err := waitWhilePending(sctx, c, s, errw, quiet)
-		if err == nil && live(cur.State) {
+		if err == nil {
+			// Even when the session has ended already: a short job may go
+			// from PENDING to TERMINATED between two polls.
 			cur, err = followLogs(sctx, c, s.ID, out, errw)
 		}
 		done <- result{cur, err}

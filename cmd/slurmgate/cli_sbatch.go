@@ -114,13 +114,13 @@ Examples:
 					return usageErrorf("command line: %v", err)
 				}
 			}
+			req, err := batchRequest(spec, directiveLines(script), set)
+			if err != nil {
+				return usageErrorf("%s: %s", path, strings.ReplaceAll(err.Error(), "\n", "\n"+path+": "))
+			}
 			c, cfg, err := apiClient()
 			if err != nil {
 				return err
-			}
-			req, err := batchRequest(spec, directiveLines(script), set)
-			if err != nil {
-				return usageErrorf("%s: %v", path, err)
 			}
 			req.Image = cmp(cmd.String("image"), cfg.Image)
 			if req.Image == "" {
