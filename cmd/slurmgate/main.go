@@ -43,6 +43,7 @@ Examples:
 			versionCommand(),
 			serverCommand(),
 			adminCommand(),
+			agentCommand(),
 		},
 	}
 	addClientCommands(app)
