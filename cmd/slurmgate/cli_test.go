@@ -108,6 +108,7 @@ type cliWorld struct {
 	project   bridge.Project
 	alice     []string // SLURMGATE_* environment of alice's credentials
 	bob       []string
+	root      []string // a superadmin's
 	aliceKeys [2]string
 	api       *client.Client // alice's
 }
@@ -140,7 +141,11 @@ func newCLIWorld(t *testing.T) *cliWorld {
 		t.Fatal(err)
 	}
 	mk := func(name string, uid int) ([]string, [2]string) {
-		u, err := b.CreateUser(ctx, bridge.System, bridge.NewUser{Username: name, UID: uid, Domain: w.domain})
+		role := bridge.RoleUser
+		if name == "root1" {
+			role = bridge.RoleSuperadmin
+		}
+		u, err := b.CreateUser(ctx, bridge.System, bridge.NewUser{Username: name, UID: uid, Domain: w.domain, Role: role})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,6 +160,7 @@ func newCLIWorld(t *testing.T) *cliWorld {
 	}
 	w.alice, w.aliceKeys = mk("alice", 2001)
 	w.bob, _ = mk("bob", 2002)
+	w.root, _ = mk("root1", 2090)
 	if w.api, err = client.New(ts.URL, client.WithKeypair(w.aliceKeys[0], w.aliceKeys[1])); err != nil {
 		t.Fatal(err)
 	}
@@ -391,6 +397,49 @@ echo "cvd=$CUDA_VISIBLE_DEVICES partition=$SLURM_JOB_PARTITION args=$*"
 			if strings.Contains(s.Command, "sleep 120") {
 				t.Errorf("session %s still %s after Ctrl-C", s.ID, s.State)
 			}
+		}
+	})
+
+	t.Run("admin commands through the REST API", func(t *testing.T) {
+		proj := w.domain + "/nlp"
+		steps := [][]string{
+			{"admin", "domain", "create", w.domain + "x", "--description", "second"},
+			{"admin", "domain", "update", w.domain + "x", "--active=false"},
+			{"admin", "project", "create", proj, "--description", "language"},
+			{"admin", "user", "create", "carol", "--uid", "2003", "--domain", w.domain},
+			{"admin", "member", "set", proj, "carol", "--role", "project-admin"},
+			{"admin", "policy", "set", "project", proj, "--max-cpus", "8", "--max-gpus", "a100=2", "--max-mem", "16G", "--max-lifetime", "2:00:00"},
+			{"admin", "image", "create", "lab/tool:1", "--location", "/", "--runtime", "none", "--label", "org.opencontainers.image.title=tool"},
+			{"admin", "scaling-group", "create", "cpu2", "--partition", "cpu", "--description", "spare"},
+			{"admin", "preset", "create", "small", "--cpus", "1", "--mem", "1G", "--time", "30"},
+		}
+		for _, args := range steps {
+			if r := cliRun(t, home, w.root, "", args...); r.code != 0 {
+				t.Fatalf("slurmgate %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+			}
+		}
+		r := cliRun(t, home, w.root, "", "admin", "policy", "show", "project", proj)
+		var pol client.Policy
+		if err := json.Unmarshal([]byte(r.stdout), &pol); err != nil || pol.MaxCPUs == nil || *pol.MaxCPUs != 8 || pol.MaxGPUs["a100"] != 2 ||
+			pol.MaxMemoryMB == nil || *pol.MaxMemoryMB != 16384 || pol.MaxSessionLifetimeS == nil || *pol.MaxSessionLifetimeS != 7200 {
+			t.Errorf("policy %s (%v)", r.stdout, err)
+		}
+		r = cliRun(t, home, w.root, "", "admin", "member", "ls", proj, "--json")
+		if r.code != 0 || !strings.Contains(r.stdout, `"project-admin"`) {
+			t.Errorf("members: %s%s", r.stdout, r.stderr)
+		}
+		if r := cliRun(t, home, w.alice, "", "image", "inspect", "lab/tool:1"); r.code != 0 || !strings.Contains(r.stdout, "org.opencontainers.image.title=tool") {
+			t.Errorf("image inspect: %s%s", r.stdout, r.stderr)
+		}
+		for _, args := range [][]string{{"admin", "image", "rm", "lab/tool:1"}, {"admin", "scaling-group", "rm", "cpu2"}, {"admin", "preset", "rm", "small"},
+			{"admin", "member", "rm", proj, "carol"}, {"admin", "policy", "rm", "project", proj}} {
+			if r := cliRun(t, home, w.root, "", args...); r.code != 0 {
+				t.Errorf("slurmgate %v: exit %d %s", args, r.code, r.stderr)
+			}
+		}
+		// A plain user is refused by the gateway, with the code for refusals.
+		if r := cliRun(t, home, w.alice, "", "admin", "domain", "create", "nope"); r.code != exitRefused {
+			t.Errorf("alice creating a domain: exit %d, %s; want 3", r.code, r.stderr)
 		}
 	})
 
