@@ -193,8 +193,8 @@ type runningAgent struct {
 	done chan struct{} // closed when Run has returned code and err
 	code int
 	err  error
-	out    *syncBuffer
-	logs   *syncBuffer
+	out  *syncBuffer
+	logs *syncBuffer
 }
 
 func startAgent(t *testing.T, cfg *Config) *runningAgent {

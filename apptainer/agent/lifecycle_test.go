@@ -99,7 +99,7 @@ func TestInteractiveSession(t *testing.T) {
 				term.expect(t, "hi\r\n")
 				term.p.Resize(uint16(40+i), 100)
 				io.WriteString(term.p, "stty size\n")
-				term.expect(t, strconv.Itoa(40+i) + " 100")
+				term.expect(t, strconv.Itoa(40+i)+" 100")
 				io.WriteString(term.p, "echo 'grüß 東京'\n")
 				term.expect(t, "grüß 東京\r\n")
 				io.WriteString(term.p, "exit 4\n")
