@@ -9,10 +9,28 @@ LDFLAGS := -X main.version=$(VERSION)
 # Never let the go command download another toolchain: there is no such network here.
 export GOTOOLCHAIN := local
 
-.PHONY: build test test-unit bench lint dev cluster-up cluster-down cluster-purge check-go
+.PHONY: build test test-unit bench lint dev cluster-up cluster-down cluster-purge check-go portal browser
 
-build: check-go
+build: check-go portal
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/slurmgate
+
+# The web portal: TypeScript built with esbuild into webportal/dist/, which
+# the binary embeds. npm ci runs only when node_modules is missing or the lock
+# file changed (npm keeps its own copy of the lock in node_modules).
+PORTAL_SRC := $(shell find webportal/src -type f 2>/dev/null) webportal/build.mjs webportal/tsconfig.json
+portal: webportal/dist/index.html
+
+webportal/dist/index.html: webportal/node_modules/.package-lock.json $(PORTAL_SRC)
+	cd webportal && npm run --silent check && npm run --silent build
+
+webportal/node_modules/.package-lock.json: webportal/package-lock.json
+	@command -v npm >/dev/null || { echo "installing Node.js and npm to build the web portal"; apt-get install -y nodejs npm; }
+	cd webportal && npm ci --no-audit --no-fund
+	@touch $@
+
+# The browser tests drive Debian's Chromium headless (never a downloaded one).
+browser:
+	@command -v chromium >/dev/null || { echo "installing chromium for the web portal's browser tests"; apt-get install -y chromium; }
 
 check-go:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required: https://go.dev/doc/install (or set GO=/path/to/go)"; exit 1; }
@@ -30,7 +48,7 @@ cluster-purge:
 # integration alike, under the race detector against the real test cluster.
 # One package at a time (-p 1): packages share one slurmdbd, and slurmdbd
 # 22.05 crashes under concurrent accounting writes from several processes.
-test: lint cluster-up build
+test: lint cluster-up build browser
 	$(GO) test -race -count=1 -p 1 -timeout 60m ./...
 
 # Tests that need no daemon; quick feedback while editing.

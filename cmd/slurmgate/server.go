@@ -20,6 +20,7 @@ import (
 	"github.com/slurmgate/slurmgate/bridge"
 	"github.com/slurmgate/slurmgate/bridge/store"
 	"github.com/slurmgate/slurmgate/slurmctl"
+	"github.com/slurmgate/slurmgate/webportal"
 )
 
 var configFlag = &cli.StringFlag{
@@ -125,7 +126,7 @@ func runServer(ctx context.Context, cfg Config, logw io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           api.New(g.bridge, api.Options{Logger: g.log, Registry: g.registry}),
+		Handler:           withPortal(api.New(g.bridge, api.Options{Logger: g.log, Registry: g.registry})),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
@@ -139,9 +140,21 @@ func runServer(ctx context.Context, cfg Config, logw io.Writer) error {
 		defer done()
 		srv.Shutdown(shut)
 	}()
-	g.log.Info("slurmgate gateway listening", "addr", ln.Addr().String(), "cluster", cfg.Slurm.Cluster, "version", version)
+	g.log.Info("slurmgate gateway listening", "addr", ln.Addr().String(), "cluster", cfg.Slurm.Cluster, "version", version, "portal_built", webportal.Built())
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// withPortal serves the web portal beside the API: the API owns /api/, /s/
+// (session apps), /metrics and /healthz, and the portal gets every other
+// path (its client-side routes fall back to its index.html).
+func withPortal(apiHandler http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	for _, prefix := range []string{"/api/", "/s/", "/metrics", "/healthz"} {
+		mux.Handle(prefix, apiHandler)
+	}
+	mux.Handle("/", webportal.Handler())
+	return mux
 }

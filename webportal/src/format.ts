@@ -1,0 +1,106 @@
+// Formatting for people: sizes, durations, times and session states.
+import type { Problem, Session } from "./types";
+import { h } from "./dom";
+
+export const liveStates = new Set(["PENDING", "PREPARING", "RUNNING", "TERMINATING"]);
+
+export function isLive(s: Session): boolean {
+  return liveStates.has(s.state);
+}
+
+export function mib(mb: number): string {
+  if (mb >= 1024 * 1024) return `${+(mb / 1024 / 1024).toFixed(1)} TiB`;
+  if (mb >= 1024) return `${+(mb / 1024).toFixed(1)} GiB`;
+  return `${mb} MiB`;
+}
+
+export function duration(s: number): string {
+  if (!isFinite(s) || s <= 0) return "—";
+  const d = Math.floor(s / 86400);
+  const hr = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const parts = [];
+  if (d) parts.push(`${d} d`);
+  if (hr) parts.push(`${hr} h`);
+  if (m && !d) parts.push(`${m} min`);
+  if (!parts.length) parts.push(`${Math.round(s)} s`);
+  return parts.join(" ");
+}
+
+export function when(iso?: string): string {
+  if (!iso) return "—";
+  const t = new Date(iso);
+  const sameDay = t.toDateString() === new Date().toDateString();
+  return sameDay ? t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }) : t.toLocaleString();
+}
+
+/** relative says "in 5 min" / "3 min ago". */
+export function relative(iso?: string): string {
+  if (!iso) return "";
+  const diff = (Date.parse(iso) - Date.now()) / 1000;
+  const abs = duration(Math.abs(diff));
+  return diff >= 0 ? `in ${abs}` : `${abs} ago`;
+}
+
+export function resources(s: { cpus: number; memory_mb: number; gpus: number; gpu_type?: string }): string {
+  const parts = [`${s.cpus} CPU${s.cpus === 1 ? "" : "s"}`, mib(s.memory_mb)];
+  if (s.gpus) parts.push(`${s.gpus} × ${s.gpu_type || "GPU"}`);
+  return parts.join(" · ");
+}
+
+const stateWords: Record<string, string> = {
+  PENDING: "Waiting",
+  PREPARING: "Starting",
+  RUNNING: "Running",
+  TERMINATING: "Stopping",
+  TERMINATED: "Finished",
+  ERROR: "Failed",
+  CANCELLED: "Cancelled",
+};
+
+/** stateBadge shows a state as words and colour (the colour is never the only cue). */
+export function stateBadge(s: Session): HTMLElement {
+  let cls = s.state.toLowerCase();
+  let word = stateWords[s.state] ?? s.state;
+  if (s.state === "TERMINATED" && s.exit_code !== undefined && s.exit_code !== 0) {
+    cls = "error";
+    word = `Exited ${s.exit_code}`;
+  }
+  return h("span", { class: `badge ${cls}`, "data-state": s.state, title: s.slurm_state ? `Slurm: ${s.slurm_state}` : null }, word);
+}
+
+// Slurm's pending reasons, for when the gateway has not explained one yet.
+const reasons: Record<string, string> = {
+  None: "being scheduled",
+  Priority: "other jobs have priority",
+  Resources: "waiting for free resources",
+  AssocGrpCpuLimit: "your project's CPU limit is reached",
+  AssocGrpMemLimit: "your project's memory limit is reached",
+  AssocGrpGRES: "your project's GPU limit is reached",
+  AssocMaxJobsLimit: "your project's limit on running jobs is reached",
+  ReqNodeNotAvail: "the requested nodes are unavailable",
+  PartitionDown: "the partition is down",
+  BeginTime: "waiting for its start time",
+  Dependency: "waiting for another job",
+};
+
+/** pendingText is the plain-words reason a session waits, with queue position and estimated start. */
+export function pendingText(s: Session): string {
+  if (s.state !== "PENDING") return s.status_message ?? "";
+  const parts: string[] = [];
+  const msg = s.status_message || (s.slurm_reason ? reasons[s.slurm_reason] ?? s.slurm_reason : "") || s.sub_state || "";
+  if (msg) parts.push(msg);
+  if (s.queue_position) parts.push(`position ${s.queue_position} in the queue`);
+  if (s.estimated_start) parts.push(`estimated start ${when(s.estimated_start)} (${relative(s.estimated_start)})`);
+  return parts.join("; ");
+}
+
+/** problemText is an API refusal as one sentence, naming the limit for quota refusals. */
+export function problemText(p: Problem): string {
+  if (p.quota) {
+    const q = p.quota;
+    const what = q.limit.replace(/_/g, " ");
+    return `${p.title}: the ${q.scope} ${q.scope_name} limit on ${what} is ${q.max}; ${q.in_use} in use, ${q.requested} asked. ${p.detail ?? ""}`.trim();
+  }
+  return p.detail ? `${p.title}: ${p.detail}` : p.title;
+}

@@ -1,0 +1,156 @@
+// The launch form: image (with the apps its labels declare), scaling group,
+// a preset or custom resources limited to what the scaling group offers,
+// project, command and lifetime. A refusal (quota, validation) is shown with
+// the limit it names.
+import { ApiError, listAll, request } from "../api";
+import { busy, card, errorBox, type Page } from "../app";
+import { field, h, replace } from "../dom";
+import { duration, mib } from "../format";
+import { myProjects } from "../quota";
+import type { Image, Preset, ScalingGroup, Session } from "../types";
+
+const servicePrefix = "org.slurmgate.service.";
+
+/** apps lists the services an image's labels declare (org.slurmgate.service.NAME=PROTO:PORT). */
+export function imageApps(img: Image): string[] {
+  return Object.keys(img.labels ?? {})
+    .filter((k) => k.startsWith(servicePrefix) && !k.slice(servicePrefix.length).includes("."))
+    .map((k) => k.slice(servicePrefix.length))
+    .sort();
+}
+
+export const launchPage: Page = {
+  title: "Launch",
+  async render(main, ctx) {
+    const [images, groups, presets, projects] = await Promise.all([
+      listAll<Image>("/api/v1/images"),
+      listAll<ScalingGroup>("/api/v1/scaling-groups"),
+      listAll<Preset>("/api/v1/presets"),
+      myProjects(),
+    ]);
+    const status = h("div", { class: "status-slot" });
+    const opt = (value: string, label: string) => h("option", { value }, label);
+
+    const name = h("input", { name: "name", maxlength: 64, placeholder: "optional", spellcheck: "false" });
+    const typeBatch = h("input", { type: "radio", name: "type", value: "batch", id: "type-batch", checked: true });
+    const typeInter = h("input", { type: "radio", name: "type", value: "interactive", id: "type-interactive" });
+    const image = h("select", { name: "image", required: true }, images.map((i) => opt(`${i.name}:${i.tag}`, `${i.name}:${i.tag}`)));
+    const appsEl = h("p", { class: "hint", "aria-live": "polite" });
+    const group = h("select", { name: "scaling_group", required: true }, groups.map((g) => opt(g.name, g.description ? `${g.name} — ${g.description}` : g.name)));
+    const preset = h("select", { name: "preset" }, opt("", "Custom resources"), presets.map((p) => opt(p.name, `${p.name} — ${p.cpus} CPU, ${mib(p.memory_mb)}${p.gpus ? `, ${p.gpus} × ${p.gpu_type || "GPU"}` : ""}`)));
+    const cpus = h("input", { name: "cpus", type: "number", min: 1, max: 256, value: 1, required: true, inputmode: "numeric" });
+    const mem = h("input", { name: "memory_gib", type: "number", min: 0.125, step: 0.125, value: 1, required: true, inputmode: "decimal" });
+    const gpuType = h("select", { name: "gpu_type" });
+    const gpus = h("input", { name: "gpus", type: "number", min: 0, max: 16, value: 0, inputmode: "numeric" });
+    const project = h("select", { name: "project", required: true }, projects.map((p) => opt(`${p.domain}/${p.name}`, `${p.domain}/${p.name}`)));
+    const command = h("textarea", { name: "command", rows: 4, spellcheck: "false", placeholder: "python train.py --epochs 10" });
+    const hours = h("input", { name: "lifetime_h", type: "number", min: 0, max: 720, value: 1, inputmode: "numeric" });
+    const minutes = h("input", { name: "lifetime_min", type: "number", min: 0, max: 59, value: 0, inputmode: "numeric" });
+    const submit = h("button", { type: "submit", class: "primary" }, "Launch");
+
+    const custom = h("fieldset", { class: "inline" }, h("legend", null, "Resources"), field("CPUs", cpus), field("Memory (GiB)", mem), field("GPU type", gpuType), field("GPUs", gpus));
+    const gpuFields = [gpuType.parentElement!, gpus.parentElement!];
+
+    const syncImage = () => {
+      const img = images.find((i) => `${i.name}:${i.tag}` === image.value);
+      const apps = img ? imageApps(img) : [];
+      appsEl.textContent = apps.length ? `Apps: ${apps.join(", ")} (open them from the session page once it runs).` : "This image declares no apps; use the terminal or a batch command.";
+    };
+    // GPU types are those the scaling group's partitions offer; none → no GPU fields.
+    const syncGroup = () => {
+      const g = groups.find((x) => x.name === group.value);
+      const types = g?.gpu_types ?? [];
+      replace(gpuType, types.length > 1 ? opt("", "any") : null, types.map((t) => opt(t, t)));
+      for (const f of gpuFields) f.hidden = types.length === 0;
+      if (!types.length) gpus.value = "0";
+    };
+    const syncPreset = () => {
+      const p = presets.find((x) => x.name === preset.value);
+      custom.disabled = !!p;
+      if (p) {
+        cpus.value = String(p.cpus);
+        mem.value = String(p.memory_mb / 1024);
+        gpus.value = String(p.gpus);
+        if (p.gpu_type) gpuType.value = p.gpu_type;
+        if (p.time_limit_s) {
+          hours.value = String(Math.floor(p.time_limit_s / 3600));
+          minutes.value = String(Math.floor((p.time_limit_s % 3600) / 60));
+        }
+      }
+    };
+    const syncType = () => {
+      command.required = typeBatch.checked;
+      command.placeholder = typeBatch.checked ? "python train.py --epochs 10" : "optional: runs beside the apps and the terminal";
+    };
+    image.addEventListener("change", syncImage);
+    group.addEventListener("change", syncGroup);
+    preset.addEventListener("change", syncPreset);
+    typeBatch.addEventListener("change", syncType);
+    typeInter.addEventListener("change", syncType);
+
+    const form = h(
+      "form",
+      { class: "stack launch", novalidate: false },
+      h("fieldset", { class: "inline" }, h("legend", null, "Kind"),
+        h("label", { for: "type-batch", class: "radio" }, typeBatch, " Batch — runs a command and ends"),
+        h("label", { for: "type-interactive", class: "radio" }, typeInter, " Interactive — apps and a terminal")),
+      field("Name", name),
+      field("Image", image),
+      appsEl,
+      field("Scaling group", group),
+      field("Preset", preset, "A preset fills in resources and lifetime; choose “Custom resources” to set them yourself."),
+      custom,
+      field("Project", project, "The Slurm account the session is charged to."),
+      field("Command", command),
+      h("fieldset", { class: "inline" }, h("legend", null, "Lifetime"), field("Hours", hours), field("Minutes", minutes)),
+      status,
+      h("div", { class: "actions" }, submit, h("a", { href: "/", class: "button" }, "Cancel")),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      replace(status);
+      const lifetime = (Number(hours.value) || 0) * 3600 + (Number(minutes.value) || 0) * 60;
+      const body: Record<string, unknown> = {
+        type: typeBatch.checked ? "batch" : "interactive",
+        name: name.value.trim() || undefined,
+        image: image.value,
+        scaling_group: group.value,
+        project: project.value || undefined,
+        command: command.value.trim() || undefined,
+        time_limit_s: lifetime || undefined,
+      };
+      if (preset.value) body.preset = preset.value;
+      else {
+        body.cpus = Number(cpus.value);
+        body.memory_mb = Math.round(Number(mem.value) * 1024);
+        body.gpus = Number(gpus.value) || undefined;
+        body.gpu_type = Number(gpus.value) ? gpuType.value || undefined : undefined;
+      }
+      try {
+        // One key per attempt: a retried click after a network error is not a second session.
+        const key = form.dataset.key ?? (form.dataset.key = crypto.randomUUID());
+        const s = await busy(submit, "Launching…", () => request<Session>("POST", "/api/v1/sessions", body, { headers: { "Idempotency-Key": key } }));
+        ctx.navigate(`/sessions/${s.id}`);
+      } catch (err) {
+        if (err instanceof ApiError && err.status < 500) delete form.dataset.key; // a refusal: the next try is a new request
+        status.append(errorBox(err));
+        const f = err instanceof ApiError ? err.problem.field : undefined;
+        const bad = f ? form.querySelector<HTMLElement>(`[name="${CSS.escape(f)}"]`) : null;
+        (bad ?? status).setAttribute("tabindex", bad ? "0" : "-1");
+        (bad ?? status).focus();
+      }
+    });
+
+    replace(
+      main,
+      h("h1", null, "Launch a session"),
+      !images.length || !groups.length
+        ? errorBox(new Error(`The catalogue has no ${!images.length ? "images" : "scaling groups"} yet; ask an administrator to add one.`))
+        : card("New session", form),
+      h("p", { class: "muted" }, `Lifetime is the session's Slurm time limit${presets.some((p) => p.time_limit_s) ? "; presets may set one" : ""}. Default when empty: the scaling group's, e.g. ${duration(3600)}.`),
+    );
+    syncImage();
+    syncGroup();
+    syncType();
+  },
+};
