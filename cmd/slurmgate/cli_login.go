@@ -21,21 +21,24 @@ func loginCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "login",
 		Usage: "store the gateway endpoint and your API keypair in the configuration file",
-		Description: `Checks the keypair against the gateway (GET /api/v1/me) and stores it in
-~/.config/slurmgate/config.toml, mode 0600. Get a keypair from the web portal
-or from an admin. The secret key is read from --secret-key, or from stdin
-when that flag is "-" or absent (without echo on a terminal), so that it
-stays out of your shell history.
+		Description: `With a keypair (--access-key), checks it against the gateway and stores it
+in ~/.config/slurmgate/config.toml, mode 0600. With --username, logs in with
+your password (local account or LDAP, when the gateway offers it), mints a
+keypair for this CLI, logs the password session out and stores the keypair.
+Secrets are read from stdin (without echo on a terminal) unless given, so
+they stay out of your shell history.
 
 Examples:
+   slurmgate login --endpoint https://gateway.example.org --username alice
    slurmgate login --endpoint https://gateway.example.org --access-key SGAK… --secret-key -
    echo "$SECRET" | slurmgate login --endpoint http://127.0.0.1:8080 --access-key SGAK…
 
 ` + exitCodesHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "endpoint", Usage: "gateway `URL`, e.g. https://gateway.example.org (default: the configured one)"},
-			&cli.StringFlag{Name: "access-key", Usage: "your API access `KEY`", Required: true},
+			&cli.StringFlag{Name: "access-key", Usage: "your API access `KEY`"},
 			&cli.StringFlag{Name: "secret-key", Usage: "your API secret `KEY`, or - to read it from stdin"},
+			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, Usage: "log in as `USER` with a password instead of a keypair"},
 			jsonFlag,
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -51,12 +54,27 @@ Examples:
 			if cfg.Endpoint == "" {
 				return usageErrorf("no endpoint: give --endpoint https://GATEWAY")
 			}
-			cfg.AccessKey = cmd.String("access-key")
-			cfg.SecretKey = cmd.String("secret-key")
-			if cfg.SecretKey == "" || cfg.SecretKey == "-" {
-				if cfg.SecretKey, err = readSecret(os.Stdin, cmd.Root().ErrWriter); err != nil {
+			switch user := cmd.String("username"); {
+			case user != "" && cmd.String("access-key") != "":
+				return usageErrorf("give either --username or --access-key, not both")
+			case user != "":
+				password, err := readSecret(os.Stdin, cmd.Root().ErrWriter, "password")
+				if err != nil {
 					return err
 				}
+				if cfg.AccessKey, cfg.SecretKey, err = keypairByPassword(ctx, cfg.Endpoint, user, password); err != nil {
+					return apiError(err, cfg.Endpoint)
+				}
+			case cmd.String("access-key") != "":
+				cfg.AccessKey = cmd.String("access-key")
+				cfg.SecretKey = cmd.String("secret-key")
+				if cfg.SecretKey == "" || cfg.SecretKey == "-" {
+					if cfg.SecretKey, err = readSecret(os.Stdin, cmd.Root().ErrWriter, "secret key"); err != nil {
+						return err
+					}
+				}
+			default:
+				return usageErrorf("give --username (password login) or --access-key (a keypair from the portal or an admin)")
 			}
 			c, err := client.New(cfg.Endpoint, client.WithKeypair(cfg.AccessKey, cfg.SecretKey), client.WithUserAgent("slurmgate-cli/"+version))
 			if err != nil {
@@ -79,12 +97,29 @@ Examples:
 	}
 }
 
-// readSecret reads the secret key from stdin: without echo from a terminal,
-// else its first line.
-func readSecret(in *os.File, prompt io.Writer) (string, error) {
+// keypairByPassword logs in with a password, mints a keypair for this CLI
+// and ends the password session again: the stored keypair is the CLI's only
+// credential, and it can be revoked on its own.
+func keypairByPassword(ctx context.Context, endpoint, user, password string) (accessKey, secretKey string, err error) {
+	c, err := client.PasswordLogin(ctx, endpoint, user, password, client.WithUserAgent("slurmgate-cli/"+version))
+	if err != nil {
+		return "", "", err
+	}
+	defer c.Logout(context.WithoutCancel(ctx))
+	host, _ := os.Hostname()
+	kp, err := c.CreateKeypair(ctx, 0, "slurmgate CLI on "+cmp(host, "unknown host"))
+	if err != nil {
+		return "", "", err
+	}
+	return kp.AccessKey, kp.SecretKey, nil
+}
+
+// readSecret reads a secret from stdin: without echo from a terminal, else
+// its first line.
+func readSecret(in *os.File, prompt io.Writer, what string) (string, error) {
 	var secret string
 	if term.IsTerminal(int(in.Fd())) {
-		fmt.Fprint(prompt, "secret key: ")
+		fmt.Fprint(prompt, what+": ")
 		b, err := term.ReadPassword(int(in.Fd()))
 		fmt.Fprintln(prompt)
 		if err != nil {
@@ -100,7 +135,7 @@ func readSecret(in *os.File, prompt io.Writer) (string, error) {
 	}
 	secret = strings.TrimSpace(secret)
 	if secret == "" {
-		return "", usageErrorf("no secret key: give --secret-key, or pipe it on stdin")
+		return "", usageErrorf("no %s given: type it when asked, or pipe it on stdin", what)
 	}
 	return secret, nil
 }
