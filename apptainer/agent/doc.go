@@ -27,7 +27,8 @@
 //	  "services": [
 //	    {"name": "jupyter", "protocol": "http", "socket": true, "base_url": true,
 //	     "command": ["jupyter-notebook", "--no-browser", "--sock={socket}",
-//	                 "--NotebookApp.base_url={base_url}", "--NotebookApp.token="]},
+//	                 "--NotebookApp.base_url={base_url}", "--NotebookApp.token=",
+//	                 "--NotebookApp.allow_remote_access=True"]},
 //	    {"name": "tensorboard", "protocol": "http", "base_url": true,
 //	     "command": ["tensorboard", "--logdir=/home/work/logs", "--host=127.0.0.1",
 //	                 "--port={port}", "--path_prefix={base_url}"]},
@@ -44,4 +45,8 @@
 // prefix; otherwise the gateway strips the prefix) and {token} (a random
 // per-service secret the agent adds to every proxied request through
 // auth_header, so that other users on the node cannot use a port service).
+//
+// Jupyter refuses requests whose Host is not local unless
+// allow_remote_access is set; on a socket in the agent's 0700 directory
+// that check adds nothing, and the gateway's Host reaches the app as sent.
 package agent
