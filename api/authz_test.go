@@ -61,10 +61,19 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// alice's vfolder, on a host this server does not have: authorization
+	// is decided before storage is touched, so file routes answer 503 to
+	// those allowed and 404 to the rest.
+	const vfid = "7d2e4c1a-5b3f-4a6e-8c9d-fedcba987654"
+	if _, err := a.db.Exec(ctx, `INSERT INTO vfolders (id, name, host, user_id, domain_id) VALUES ($1, 'data', 'local', $2, $3)`,
+		vfid, a.alice.UserID, proj.DomainID); err != nil {
+		t.Fatal(err)
+	}
 
 	vars := map[string]string{
 		"{id}": "", "{name}": "", "{user_id}": fmt.Sprint(a.bob.UserID), "{access_key}": a.alice.accessKey,
 		"{scope}": "project", "{ref...}": "host:latest", "{service}": "jupyter",
+		"{username}": "bob", "{upload}": "0b8e9f2c-1d4a-4e7b-9c3f-123456789abc",
 	}
 	idFor := func(pattern string) string {
 		switch {
@@ -72,6 +81,8 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 			return sid
 		case strings.HasPrefix(pattern, "/api/v1/users/"):
 			return fmt.Sprint(a.alice.UserID)
+		case strings.HasPrefix(pattern, "/api/v1/vfolders/"), strings.HasPrefix(pattern, "/api/v1/vfolder-invitations/"):
+			return vfid
 		}
 		return fmt.Sprint(proj.ID)
 	}
@@ -89,6 +100,7 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 	ownerOnly := roleWant{200, 200, 404, 404}
 	superOnly := roleWant{notRefused, 403, 403, 403}
 	superOnlyDelete := roleWant{untested, 403, 403, 403}
+	vfolderUsers := roleWant{notRefused, notRefused, 404, 404}
 	ownerUse := roleWant{403, 503, 404, 404}
 	table := map[string]struct {
 		body string
@@ -156,6 +168,31 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 		"POST /api/v1/images":                  {`{}`, superOnly},
 		"GET /api/v1/images/{ref...}":          {"", all(200)},
 		"DELETE /api/v1/images/{ref...}":       {"", superOnlyDelete},
+
+		// vfolders: alice's folder; root administers its domain. 503 (no
+		// storage host in this test) counts as not refused.
+		"GET /api/v1/vfolder-hosts":                     {"", all(200)},
+		"POST /api/v1/vfolders":                         {`{"name":"x","host":"local"}`, all(notRefused)},
+		"GET /api/v1/vfolders":                          {"", all(200)},
+		"GET /api/v1/vfolders/{id}":                     {"", ownerOnly},
+		"DELETE /api/v1/vfolders/{id}":                  {"", vfolderUsers}, // without ?confirm: refused as invalid
+		"POST /api/v1/vfolders/{id}/usage":              {"", vfolderUsers},
+		"GET /api/v1/vfolders/{id}/shares":              {"", ownerOnly},
+		"PUT /api/v1/vfolders/{id}/shares/{username}":   {`{"permission":"ro"}`, vfolderUsers},
+		"DELETE /api/v1/vfolders/{id}/shares/{user_id}": {"", roleWant{untested, untested, untested, 404}},
+		"GET /api/v1/vfolder-invitations":               {"", all(200)},
+		"POST /api/v1/vfolder-invitations/{id}":         {`{"accept":false}`, roleWant{404, 404, untested, 404}},
+		"GET /api/v1/vfolders/{id}/files":               {"", vfolderUsers},
+		"GET /api/v1/vfolders/{id}/stat":                {"", vfolderUsers},
+		"POST /api/v1/vfolders/{id}/mkdir":              {`{"path":"d"}`, vfolderUsers},
+		"POST /api/v1/vfolders/{id}/move":               {`{"from":"a","to":"b"}`, vfolderUsers},
+		"POST /api/v1/vfolders/{id}/copy":               {`{"from":"a","to":"b"}`, vfolderUsers},
+		"DELETE /api/v1/vfolders/{id}/files":            {"", vfolderUsers},
+		"GET /api/v1/vfolders/{id}/download":            {"", vfolderUsers},
+		"POST /api/v1/vfolders/{id}/uploads":            {"", vfolderUsers},
+		"HEAD /api/v1/uploads/{upload}":                 {"", all(404)}, // its token, not the caller, authorises it
+		"PATCH /api/v1/uploads/{upload}":                {"", all(412)}, // not tus: refused before the token is read
+		"DELETE /api/v1/uploads/{upload}":               {"", all(404)},
 	}
 
 	roles := []struct {

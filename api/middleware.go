@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,6 +30,9 @@ type requestState struct {
 	actor   bridge.Actor
 	cred    credential
 	problem string // the detail of the problem answered, if any
+	// rawBody is the request body without the server's size limit, for the
+	// routes that stream uploads and bound them themselves (vfolders.go).
+	rawBody io.ReadCloser
 }
 
 type stateKey struct{}
@@ -76,6 +80,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rec.Header().Set(requestIDHeader, st.id)
 	// The original writer, not rec: it is what lets net/http close the
 	// connection after an oversized body.
+	st.rawBody = r.Body
 	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 
 	defer func() {

@@ -117,6 +117,7 @@ func (s *Server) routeTable() []route {
 		s.sessionStreamRoutes(),
 		s.orgRoutes(),
 		s.catalogRoutes(),
+		s.vfolderRoutes(),
 		s.agentRoutes(),
 		s.runtimeRoutes(),
 		s.terminalRoutes(),
