@@ -531,9 +531,9 @@ func (b *Bridge) AnswerVFolderInvitation(ctx context.Context, a Actor, id string
 
 // --- files --------------------------------------------------------------------
 
-// vfolderError maps package vfolder's and the file system's errors to
+// FileError maps package vfolder's and the file system's errors to
 // domain errors that name the path.
-func vfolderError(err error, p string) error {
+func FileError(err error, p string) error {
 	var pe *vfolder.PathError
 	switch {
 	case err == nil:
@@ -602,7 +602,7 @@ func (b *Bridge) ListVFolderFiles(ctx context.Context, a Actor, id, dir, after s
 	}
 	defer fsys.Close()
 	es, more, err := fsys.List(dir, after, limit)
-	return es, more, vfolderError(err, dir)
+	return es, more, FileError(err, dir)
 }
 
 // StatVFolderFile describes one path of a folder.
@@ -613,7 +613,7 @@ func (b *Bridge) StatVFolderFile(ctx context.Context, a Actor, id, p string) (vf
 	}
 	defer fsys.Close()
 	e, err := fsys.Stat(p)
-	return e, vfolderError(err, p)
+	return e, FileError(err, p)
 }
 
 // MkdirVFolder creates a directory (with parents, its missing parents).
@@ -624,7 +624,7 @@ func (b *Bridge) MkdirVFolder(ctx context.Context, a Actor, id, p string, parent
 	}
 	defer fsys.Close()
 	e, err := fsys.Mkdir(p, parents)
-	return e, vfolderError(err, p)
+	return e, FileError(err, p)
 }
 
 // RenameVFolderFile moves a file or directory within a folder.
@@ -635,10 +635,10 @@ func (b *Bridge) RenameVFolderFile(ctx context.Context, a Actor, id, from, to st
 	}
 	defer fsys.Close()
 	if err := fsys.Rename(from, to); err != nil {
-		return vfolder.Entry{}, vfolderError(err, to)
+		return vfolder.Entry{}, FileError(err, to)
 	}
 	e, err := fsys.Stat(to)
-	return e, vfolderError(err, to)
+	return e, FileError(err, to)
 }
 
 // DeleteVFolderFile removes a file, an empty directory, or with recursive a
@@ -653,7 +653,7 @@ func (b *Bridge) DeleteVFolderFile(ctx context.Context, a Actor, id, p string, r
 	if freed > 0 {
 		b.db.Exec(context.WithoutCancel(ctx), `UPDATE vfolders SET usage_bytes = GREATEST(usage_bytes - $2, 0) WHERE id = $1`, id, freed)
 	}
-	return vfolderError(err, p)
+	return FileError(err, p)
 }
 
 // CopyVFolderFile copies a file or tree within a folder. Its size is
@@ -666,7 +666,7 @@ func (b *Bridge) CopyVFolderFile(ctx context.Context, a Actor, id, from, to stri
 	defer fsys.Close()
 	u, err := fsys.Usage(from)
 	if err != nil {
-		return vfolder.Entry{}, vfolderError(err, from)
+		return vfolder.Entry{}, FileError(err, from)
 	}
 	if err := b.reserve(ctx, id, u.Bytes); err != nil {
 		return vfolder.Entry{}, err
@@ -674,10 +674,10 @@ func (b *Bridge) CopyVFolderFile(ctx context.Context, a Actor, id, from, to stri
 	n, err := fsys.Copy(from, to)
 	b.settle(id, u.Bytes, n)
 	if err != nil {
-		return vfolder.Entry{}, vfolderError(err, to)
+		return vfolder.Entry{}, FileError(err, to)
 	}
 	e, err := fsys.Stat(to)
-	return e, vfolderError(err, to)
+	return e, FileError(err, to)
 }
 
 // reserve promises n bytes of the folder's quota to a write in progress,
@@ -765,7 +765,7 @@ func (b *Bridge) CreateUpload(ctx context.Context, a Actor, id, p string, length
 	}
 	clean, err := vfolder.CleanPath(p)
 	if err != nil {
-		return Upload{}, vfolderError(err, p)
+		return Upload{}, FileError(err, p)
 	}
 	if clean == "." {
 		return Upload{}, invalid("path", "the upload needs a file name: a path inside the folder")
@@ -787,7 +787,7 @@ func (b *Bridge) CreateUpload(ctx context.Context, a Actor, id, p string, length
 			err = fmt.Errorf("%s %w", dir, vfolder.ErrNotDir)
 		}
 		if err != nil {
-			return Upload{}, vfolderError(err, dir)
+			return Upload{}, FileError(err, dir)
 		}
 	}
 	u, err := b.userByID(ctx, b.db, a.UserID)
@@ -900,7 +900,7 @@ func (b *Bridge) completeUpload(ctx context.Context, up Upload) (Upload, error) 
 		replaced = e.Size
 	}
 	if _, err := host.StageCommit(diskID(up.VFolderID), diskID(up.ID), fsys, up.Path); err != nil {
-		return up, vfolderError(err, up.Path)
+		return up, FileError(err, up.Path)
 	}
 	b.settle(up.VFolderID, up.Length, up.Length-replaced)
 	_, err = b.db.Exec(ctx, `DELETE FROM vfolder_uploads WHERE id = $1`, up.ID)
@@ -926,14 +926,11 @@ func (b *Bridge) CancelUpload(ctx context.Context, id, token string) error {
 
 // --- session mounts -------------------------------------------------------------
 
-// MountRequest asks for a folder in a session: by name (the caller's own
-// folder first, then their projects', then those shared with them) or by
-// id, at Target (default /home/work/<name>), read-only if ReadOnly.
-type MountRequest struct {
-	Name     string `json:"name"`
-	Target   string `json:"target,omitempty"`
-	ReadOnly bool   `json:"read_only,omitempty"`
-}
+// MountRequest asks for a folder in a session (the session request's
+// mounts): VFolder by name (the caller's own folder first, then their
+// projects', then those shared with them) or by id, at Target (default
+// /home/work/<name>), read-only if ReadOnly.
+type MountRequest = Mount
 
 // ResolvedMount is a folder's directory on the host, where the session sees
 // it, and whether it is read-only.
@@ -964,7 +961,7 @@ func (b *Bridge) ResolveMounts(ctx context.Context, a Actor, reqs []MountRequest
 	out := make([]ResolvedMount, 0, len(reqs))
 	for i, r := range reqs {
 		field := fmt.Sprintf("mounts[%d]", i)
-		v, err := pickVFolder(visible, r.Name, field)
+		v, err := pickVFolder(visible, r.VFolder, field)
 		if err != nil {
 			return nil, err
 		}
@@ -1005,7 +1002,7 @@ func (b *Bridge) ResolveMounts(ctx context.Context, a Actor, reqs []MountRequest
 // the caller's own, then project folders, then shared ones.
 func pickVFolder(visible []VFolder, name, field string) (VFolder, error) {
 	if name == "" {
-		return VFolder{}, invalid(field+".name", "%s needs the name or id of a vfolder", field)
+		return VFolder{}, invalid(field+".vfolder", "%s needs the name or id of a vfolder", field)
 	}
 	var byKind [3][]VFolder
 	for _, v := range visible {
@@ -1035,7 +1032,7 @@ func pickVFolder(visible []VFolder, name, field string) (VFolder, error) {
 		for i, v := range vs {
 			owners[i] = v.Owner + " (" + v.ID + ")"
 		}
-		return VFolder{}, invalid(field+".name", "several vfolders named %s are visible to you: %s; give the id instead", name, strings.Join(owners, ", "))
+		return VFolder{}, invalid(field+".vfolder", "several vfolders named %s are visible to you: %s; give the id instead", name, strings.Join(owners, ", "))
 	}
-	return VFolder{}, &Error{Kind: KindNotFound, Field: field + ".name", Message: fmt.Sprintf("no vfolder %q that you may use; list yours with GET /api/v1/vfolders", name)}
+	return VFolder{}, &Error{Kind: KindNotFound, Field: field + ".vfolder", Message: fmt.Sprintf("no vfolder %q that you may use; list yours with GET /api/v1/vfolders", name)}
 }

@@ -367,7 +367,7 @@ func TestVFolderResolveMounts(t *testing.T) {
 	w.b.ShareVFolder(ctx, w.alice, theirs.ID, "bob", "ro")
 	w.b.AnswerVFolderInvitation(ctx, w.bob, theirs.ID, true)
 
-	ms, err := w.b.ResolveMounts(ctx, w.bob, []MountRequest{{Name: "mine"}, {Name: "theirs", Target: "/home/work/ref", ReadOnly: true}})
+	ms, err := w.b.ResolveMounts(ctx, w.bob, []MountRequest{{VFolder: "mine"}, {VFolder: "theirs", Target: "/home/work/ref", ReadOnly: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,17 +380,17 @@ func TestVFolderResolveMounts(t *testing.T) {
 		kind Kind
 		why  string
 	}{
-		{[]MountRequest{{Name: "nope"}}, KindNotFound, "unknown folder"},
-		{[]MountRequest{{Name: "mine", Target: "/etc"}}, KindInvalid, "mount point outside /home/work"},
-		{[]MountRequest{{Name: "mine", Target: "/home/work"}}, KindInvalid, "mount point /home/work itself"},
-		{[]MountRequest{{Name: "mine", Target: "/home/work/../etc"}}, KindInvalid, "mount point with .."},
-		{[]MountRequest{{Name: "mine", Target: "/home/work/x"}, {Name: "theirs", Target: "/home/work/x", ReadOnly: true}}, KindInvalid, "duplicate targets"},
-		{[]MountRequest{{Name: "mine", Target: "/home/work/x"}, {Name: "theirs", Target: "/home/work/x/y", ReadOnly: true}}, KindInvalid, "nested targets"},
-		{[]MountRequest{{Name: "theirs"}}, KindForbidden, "rw asked on a ro share"},
+		{[]MountRequest{{VFolder: "nope"}}, KindNotFound, "unknown folder"},
+		{[]MountRequest{{VFolder: "mine", Target: "/etc"}}, KindInvalid, "mount point outside /home/work"},
+		{[]MountRequest{{VFolder: "mine", Target: "/home/work"}}, KindInvalid, "mount point /home/work itself"},
+		{[]MountRequest{{VFolder: "mine", Target: "/home/work/../etc"}}, KindInvalid, "mount point with .."},
+		{[]MountRequest{{VFolder: "mine", Target: "/home/work/x"}, {VFolder: "theirs", Target: "/home/work/x", ReadOnly: true}}, KindInvalid, "duplicate targets"},
+		{[]MountRequest{{VFolder: "mine", Target: "/home/work/x"}, {VFolder: "theirs", Target: "/home/work/x/y", ReadOnly: true}}, KindInvalid, "nested targets"},
+		{[]MountRequest{{VFolder: "theirs"}}, KindForbidden, "rw asked on a ro share"},
 	} {
 		_, err := w.b.ResolveMounts(ctx, w.bob, c.reqs)
 		wantVKind(t, err, c.kind, c.why)
 	}
-	_, err = w.b.ResolveMounts(ctx, w.carol, []MountRequest{{Name: mine.ID}})
+	_, err = w.b.ResolveMounts(ctx, w.carol, []MountRequest{{VFolder: mine.ID}})
 	wantVKind(t, err, KindNotFound, "carol mounting bob's folder by id")
 }
