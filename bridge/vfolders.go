@@ -11,7 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-		"errors"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -746,7 +746,7 @@ type Upload struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	// Token authorises appending to this upload and nothing else; it is
 	// returned once, by CreateUpload, and stored only as a hash.
-	Token string `json:"token,omitempty"`
+	Token  string `json:"token,omitempty"`
 	userID int64
 	uid    int
 }
