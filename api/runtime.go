@@ -75,7 +75,7 @@ func (s *Server) sessionMetrics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := sessionMetrics{SessionMetrics: m}
-	if m.GPUs > 0 && m.Metrics != nil {
+	if m.Allocated.GPUs > 0 && m.Metrics != nil {
 		out.GPUStatus = "ok"
 		if len(m.Metrics.GPUs) == 0 {
 			reason := "the agent reported none"

@@ -27,6 +27,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/gorilla/websocket"
 
+	"github.com/slurmgate/slurmgate/api/client"
 	"github.com/slurmgate/slurmgate/api/sign"
 	"github.com/slurmgate/slurmgate/bridge"
 	"github.com/slurmgate/slurmgate/tunnel"
@@ -570,6 +571,43 @@ func TestRuntimeTerminalExecTCPMetrics(t *testing.T) {
 			out.Write(msg)
 		}
 	})
+	t.Run("client", func(t *testing.T) {
+		c := w.client(w.alice)
+		var out, errOut bytes.Buffer
+		code, err := c.Exec(t.Context(), w.sid, client.ExecRequest{Argv: []string{"/bin/sh", "-c", "echo $X; echo e >&2; exit 4"}, Env: []string{"X=y"}}, &out, &errOut)
+		if err != nil || code != 4 || out.String() != "y\n" || errOut.String() != "e\n" {
+			t.Errorf("Exec: %d %v %q %q", code, err, out.String(), errOut.String())
+		}
+		term, err := c.OpenTerminal(t.Context(), w.sid, 20, 70)
+		if err != nil {
+			t.Fatal(err)
+		}
+		term.Write([]byte("stty size; exit\n"))
+		got, _ := io.ReadAll(term)
+		if code, ok := term.ExitCode(); !strings.Contains(string(got), "20 70") || !ok || code != 0 {
+			t.Errorf("terminal showed %q, exit %d %v", got, code, ok)
+		}
+		tc, err := c.DialTCP(t.Context(), w.sid, "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := (&http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return tc, nil }}).
+			RoundTrip(httptest.NewRequest("GET", "http://web/via-tcp", nil).WithContext(t.Context()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if string(body) != "path=/via-tcp" {
+			t.Errorf("through DialTCP: %q", body)
+		}
+		apps, err := c.SessionApps(t.Context(), w.sid)
+		if err != nil || len(apps.Apps) != 1 || apps.Apps[0].URL != "/s/"+w.sid+"/web/" {
+			t.Errorf("SessionApps: %+v %v", apps, err)
+		}
+		if _, err := w.client(w.bob).SessionMetrics(t.Context(), w.sid); err == nil {
+			t.Error("bob read alice's metrics")
+		}
+	})
 	t.Run("others refused", func(t *testing.T) {
 		path := "/api/v1/sessions/" + w.sid + "/terminal"
 		_, resp, err := websocket.DefaultDialer.Dial(wsURL+path, authz(w.bob, path))
@@ -587,7 +625,7 @@ func TestRuntimeTerminalExecTCPMetrics(t *testing.T) {
 		if err := json.Unmarshal(w.wantStatus(w.signed(w.alice, "GET", "/api/v1/sessions/"+w.sid+"/metrics", nil, time.Now()), 200), &m); err != nil {
 			t.Fatal(err)
 		}
-		if m.Metrics == nil || m.CPUCores != 1.5 || m.MemoryBytes != 1<<30 || m.CPUs != 2 || m.At == nil {
+		if m.Metrics == nil || m.CPUCores != 1.5 || m.MemoryBytes != 1<<30 || m.Allocated.CPUs != 2 || m.At == nil {
 			t.Errorf("metrics %+v", m)
 		}
 	})

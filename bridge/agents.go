@@ -516,11 +516,16 @@ type SessionMetrics struct {
 	SessionID string `json:"session_id"`
 	// At is when the agent measured; nil when it has not reported yet.
 	At *time.Time `json:"at,omitempty"`
-	// Allocated resources, to read the use against.
+	// Allocated is what the session holds, to read the use against.
+	Allocated Allocation `json:"allocated"`
+	*tunnel.Metrics
+}
+
+// Allocation is what a session was given.
+type Allocation struct {
 	CPUs     int   `json:"cpus"`
 	MemoryMB int64 `json:"memory_mb"`
 	GPUs     int   `json:"gpus"`
-	*tunnel.Metrics
 }
 
 // SessionMetrics returns the latest metrics of a session: from the agent's
@@ -531,7 +536,7 @@ func (b *Bridge) SessionMetrics(ctx context.Context, a Actor, id string) (Sessio
 	if err != nil {
 		return SessionMetrics{}, err
 	}
-	out := SessionMetrics{SessionID: id, CPUs: s.CPUs, MemoryMB: s.MemoryMB, GPUs: s.GPUs}
+	out := SessionMetrics{SessionID: id, Allocated: Allocation{CPUs: s.CPUs, MemoryMB: s.MemoryMB, GPUs: s.GPUs}}
 	if l := b.agents.get(id); l != nil {
 		l.mu.Lock()
 		m, at := l.metrics, l.metricsAt
