@@ -65,10 +65,11 @@ func newHandler(files fs.FS) *handler {
 }
 
 // securityHeaders apply to every response: the portal loads nothing from
-// other origins and is never framed.
+// other origins and is never framed. Inline styles are allowed because
+// xterm.js sizes its rows with them; scripts stay 'self' only.
 func securityHeaders(w http.ResponseWriter) {
 	hd := w.Header()
-	hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; connect-src 'self'; "+
+	hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; "+
 		"object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Referrer-Policy", "same-origin")

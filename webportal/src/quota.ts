@@ -68,12 +68,15 @@ export function usage(sessions: Session[], match: (s: Session) => boolean): Use 
 export function bar(label: string, used: number, max: number, fmt: (n: number) => string = String): HTMLElement {
   const pct = max > 0 ? Math.min(100, (used / max) * 100) : 100;
   const level = pct >= 100 ? "full" : pct >= 80 ? "high" : "ok";
+  // Through the CSSOM: the portal's CSP allows no style attributes in markup.
+  const fill = h("span", { class: "fill" });
+  fill.style.width = `${pct.toFixed(1)}%`;
   return h(
     "div",
     { class: "quota-row" },
     h("span", { class: "quota-label" }, label),
     h("meter", { min: 0, max: max || 1, value: Math.min(used, max || 1), high: (max || 1) * 0.8, optimum: 0, "aria-label": `${label}: ${fmt(used)} of ${fmt(max)}` }),
-    h("span", { class: `quota-bar ${level}`, "aria-hidden": "true" }, h("span", { class: "fill", style: `width:${pct.toFixed(1)}%` })),
+    h("span", { class: `quota-bar ${level}`, "aria-hidden": "true" }, fill),
     h("span", { class: "quota-value" }, `${fmt(used)} / ${fmt(max)}`),
   );
 }
@@ -84,9 +87,7 @@ export function renderQuota(el: HTMLElement, list: Scope[], sessions: Session[])
     replace(el, h("p", { class: "muted" }, "No resource policy limits your sessions."));
     return;
   }
-  replace(
-    el,
-    list.map((sc) => {
+  const drawn = list.map((sc) => {
       const u = usage(sessions, sc.matches);
       const p = sc.policy;
       const rows: HTMLElement[] = [];
@@ -98,10 +99,9 @@ export function renderQuota(el: HTMLElement, list: Scope[], sessions: Session[])
         const used = typ === "any" || typ === "" ? Object.values(u.gpus).reduce((a, b) => a + b, 0) : u.gpus[typ] ?? 0;
         rows.push(bar(`GPUs ${typ === "any" || typ === "" ? "(any type)" : typ}`, used, max));
       }
-      if (!rows.length) rows.push(h("p", { class: "muted" }, "No numeric limits."));
-      return h("div", { class: "quota-scope", "data-scope": sc.kind }, h("h3", null, `Limits of ${sc.label}`), rows);
-    }),
-  );
+      return rows.length ? h("div", { class: "quota-scope", "data-scope": sc.kind }, h("h3", null, `Limits of ${sc.label}`), rows) : null;
+    }).filter((x) => x !== null);
+  replace(el, drawn.length ? drawn : h("p", { class: "muted" }, "No resource policy limits your sessions."));
 }
 
 /** myProjects are the projects the user may launch in (those the API lists for them). */

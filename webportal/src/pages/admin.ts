@@ -92,7 +92,7 @@ async function domains(el: HTMLElement, ctx: PageContext): Promise<void> {
     const ds = await listAll<Domain>("/api/v1/domains");
     replace(list, table(["Name", "Description", "Active", "Created"], ds.map((d) => [d.name, d.description, d.active ? "yes" : "no", when(d.created_at)])));
   };
-  const name = input("name", { required: true, pattern: "[a-z][a-z0-9-]*" });
+  const name = input("name", { required: true, pattern: "[a-z][a-z0-9\\-]*" });
   const desc = input("description");
   replace(el,
     ctx.me.role === "superadmin" ? card("New domain", form("New domain", [field("Name", name), field("Description", desc)], "Create domain", async () => {
@@ -146,7 +146,7 @@ async function projects(el: HTMLElement, ctx: PageContext): Promise<void> {
     return ps;
   };
   const dom = h("select", { name: "domain", required: true }, ds.map((d) => h("option", { value: d.name, selected: d.id === ctx.me.domain_id }, d.name)));
-  const name = input("name", { required: true, pattern: "[a-z][a-z0-9-]*" });
+  const name = input("name", { required: true, pattern: "[a-z][a-z0-9\\-]*" });
   const desc = input("description");
   replace(el,
     card("New project", form("New project", [field("Domain", dom), field("Name", name), field("Description", desc)], "Create project", async () => {

@@ -1,0 +1,206 @@
+package webportal_test
+
+// Browser tests: Playwright (playwright-core, from node_modules) drives
+// Debian's Chromium headless against the real gateway — the API over a fresh
+// database and the test cluster's Slurm, with this package's handler at / —
+// served by httptest. Each scenario is one run of e2e/portal.e2e.mjs; its
+// screenshots land in e2e/artifacts/.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slurmgate/slurmgate/api"
+	"github.com/slurmgate/slurmgate/bridge"
+	"github.com/slurmgate/slurmgate/bridge/bridgetest"
+	"github.com/slurmgate/slurmgate/slurmctl"
+	"github.com/slurmgate/slurmgate/testdata/cluster"
+	"github.com/slurmgate/slurmgate/webportal"
+)
+
+const chromium = "/usr/bin/chromium"
+
+// requireBrowser fails the test, saying how to fix it, when anything the
+// browser tests need is missing.
+func requireBrowser(t *testing.T) {
+	t.Helper()
+	var missing []string
+	if _, err := exec.LookPath("node"); err != nil {
+		missing = append(missing, "node (apt-get install -y nodejs npm, or `make portal` installs it)")
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		missing = append(missing, chromium+" (apt-get install -y chromium, or `make test` installs it)")
+	}
+	if _, err := os.Stat("node_modules/playwright-core/package.json"); err != nil {
+		missing = append(missing, "webportal/node_modules/playwright-core (run `make portal`, which runs npm ci)")
+	}
+	if !webportal.Built() {
+		missing = append(missing, "the portal build embedded in this test binary (run `make portal` first)")
+	}
+	if len(missing) > 0 {
+		t.Fatalf("the web portal's browser tests cannot run; missing:\n  %s", strings.Join(missing, "\n  "))
+	}
+}
+
+// world is a gateway with a domain, project vision (alice a member), bob
+// (no project yet) and a superadmin, each signing in with a keypair.
+type world struct {
+	URL      string
+	Domain   string
+	Project  string
+	Alice    keypair
+	Admin    keypair
+	Bob      string
+	CPULimit int
+}
+
+type keypair struct {
+	AccessKey string `json:"access_key"`
+	SecretKey string `json:"secret_key"`
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	env := cluster.Require(t)
+	slurm, err := slurmctl.New(slurmctl.Config{URL: env.RestURL, Cluster: env.Name, JWTKey: env.JWTKey(t), SlurmConf: env.SlurmConf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	logPath := filepath.Join(artifacts(t), "gateway.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	log := slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b := bridge.New(bridgetest.Pool(t), slurm, bridge.Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir,
+		ReconcileInterval: 300 * time.Millisecond, SecretKey: key}, log)
+
+	mux := http.NewServeMux()
+	apiHandler := api.New(b, api.Options{Logger: log})
+	for _, p := range []string{"/api/", "/s/", "/metrics", "/healthz"} {
+		mux.Handle(p, apiHandler)
+	}
+	mux.Handle("/", webportal.Handler())
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.RunReconciler(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	w := &world{URL: ts.URL, Domain: fmt.Sprintf("w%x", time.Now().UnixNano()&0xffffffff), Bob: "bob", CPULimit: 2}
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.CreateDomain(ctx, bridge.System, w.Domain, "browser tests"))
+	user := func(name string, uid int, role bridge.Role) (bridge.User, keypair) {
+		u, err := b.CreateUser(ctx, bridge.System, bridge.NewUser{Username: name, UID: uid, Domain: w.Domain, Role: role, FullName: strings.ToUpper(name[:1]) + name[1:]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ak, sk, err := b.CreateKeypair(ctx, u.Actor(), u.ID, "browser test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u, keypair{ak, sk}
+	}
+	alice, aliceKP := user("alice", 2001, bridge.RoleUser)
+	user("bob", 2002, bridge.RoleUser)
+	_, adminKP := user("carol", 2003, bridge.RoleSuperadmin)
+	w.Alice, w.Admin = aliceKP, adminKP
+	project, err := b.CreateProject(ctx, bridge.System, w.Domain, "vision", "computer vision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Project = project.Path()
+	must(b.SetMembership(ctx, bridge.System, project.ID, alice.ID, "member"))
+	limit := w.CPULimit
+	must(b.SetPolicy(ctx, bridge.System, bridge.Policy{Scope: "user", TargetID: alice.ID, MaxCPUs: &limit}))
+	must(b.CreateScalingGroup(ctx, bridge.System, bridge.ScalingGroup{Name: "cpu", Description: "CPU nodes", Partitions: []string{"cpu"}}))
+	must(b.CreateImage(ctx, bridge.System, bridge.Image{Name: "host", Tag: "latest", Location: "/", Runtime: "none"}))
+
+	// The Slurm side of the project, as the account sync would make it.
+	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: w.Domain, Organization: "slurmgate-test"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ss, _ := b.ListSessions(context.Background(), bridge.System, bridge.SessionFilter{All: true,
+			States: []bridge.SessionState{bridge.StatePending, bridge.StatePreparing, bridge.StateRunning}, Limit: 500})
+		for _, s := range ss {
+			if s.JobID != nil {
+				slurm.Cancel(context.Background(), s.Owner, slurmctl.JobID(*s.JobID))
+			}
+		}
+		for range 50 { // Slurm keeps an account while its cancelled jobs finish.
+			err := slurm.DeleteAccount(context.Background(), w.Domain)
+			if err == nil || errors.Is(err, slurmctl.ErrNotFound) {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: project.Account(), Parent: w.Domain, Organization: "slurmgate-test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := slurm.CreateAssociation(ctx, slurmctl.Association{Account: project.Account(), User: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func artifacts(t *testing.T) string {
+	dir, err := filepath.Abs(filepath.Join("e2e", "artifacts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// browse runs one scenario of e2e/portal.e2e.mjs against w.
+func browse(t *testing.T, w *world, scenario string) {
+	t.Helper()
+	cfg, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "e2e/portal.e2e.mjs", scenario)
+	cmd.Env = append(os.Environ(), "PORTAL_E2E="+string(cfg), "PORTAL_ARTIFACTS="+artifacts(t), "CHROMIUM="+chromium)
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("browser scenario %s: %v (screenshots and gateway.log in %s)", scenario, err, artifacts(t))
+	}
+}
+
+func TestPortalInBrowser(t *testing.T) {
+	requireBrowser(t)
+	w := newWorld(t)
+	// In order: each builds on what the one before left (alice's finished
+	// session shows on the phone dashboard).
+	for _, sc := range []string{"batch", "over-quota", "admin", "phone"} {
+		t.Run(sc, func(t *testing.T) { browse(t, w, sc) })
+	}
+}
