@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"crypto/hmac"
+	"crypto/subtle"
 	"fmt"
 	"io"
 	"net"
@@ -17,16 +18,20 @@ import (
 
 // credential says how a request authenticated.
 type credential struct {
-	method    string    // "keypair" or "token"
-	accessKey string    // for "keypair"
-	expires   time.Time // for "token"
+	method    string                // "keypair", "token" or "cookie"
+	accessKey string                // for "keypair"
+	expires   time.Time             // for "token"
+	portal    *bridge.PortalSession // for "cookie"
 }
 
-// String is what the access log shows: never a secret, only the access key
-// or the word "token".
+// String is what the access log shows: never a secret, only the access key,
+// the portal session's public id, or the word "token".
 func (c credential) String() string {
-	if c.method == "keypair" {
+	switch {
+	case c.method == "keypair":
 		return "keypair " + c.accessKey
+	case c.method == "cookie" && c.portal != nil:
+		return "cookie " + c.portal.ID
 	}
 	return c.method
 }
@@ -48,8 +53,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, st *requestSt
 	}
 	role := st.actor.Role
 	switch {
-	case need == keypairSigned && st.cred.method != "keypair":
-		writeProblem(w, r, forbiddenProblem.with("%s %s needs a keypair-signed request, not a %s: credentials are minted only with a keypair", r.Method, r.URL.Path, st.cred.method))
+	// A portal session may mint credentials too: it comes from an
+	// interactive login, and its state changes carry a CSRF token.
+	case need == keypairSigned && st.cred.method != "keypair" && st.cred.method != "cookie":
+		writeProblem(w, r, forbiddenProblem.with("%s %s needs a keypair-signed request or a portal login, not a %s: credentials are minted only with a keypair or in the portal", r.Method, r.URL.Path, st.cred.method))
 		return false
 	case need == superadmin && role != bridge.RoleSuperadmin,
 		need == domainAdmin && role != bridge.RoleSuperadmin && role != bridge.RoleDomainAdmin:
@@ -79,7 +86,12 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, st *reques
 	scheme, rest, _ := strings.Cut(header, " ")
 	switch {
 	case header == "":
-		s.unauthorized(w, r, "this operation needs credentials: sign the request with a keypair (%s) or send Authorization: Bearer <token>", sign.Scheme)
+		// The portal's cookie is the third credential; an Authorization
+		// header, meant by a program, always takes precedence over it.
+		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+			return s.authenticateCookie(w, r, st, c.Value)
+		}
+		s.unauthorized(w, r, "this operation needs credentials: sign the request with a keypair (%s), send Authorization: Bearer <token>, or log in to the portal (POST /api/v1/auth/login)", sign.Scheme)
 		return false
 	case strings.EqualFold(scheme, "Bearer"):
 		return s.authenticateToken(w, r, st, strings.TrimSpace(rest))
@@ -116,6 +128,38 @@ func (s *Server) authenticateToken(w http.ResponseWriter, r *http.Request, st *r
 		return false
 	}
 	st.actor, st.cred = actor, credential{method: "token", expires: expires}
+	return true
+}
+
+// authenticateCookie resolves a portal session cookie. A request that may
+// change state (anything but GET, HEAD and OPTIONS) must also carry the
+// session's CSRF token in X-CSRF-Token: a cross-site page can make the
+// browser send the cookie, but cannot read the token to send with it.
+func (s *Server) authenticateCookie(w http.ResponseWriter, r *http.Request, st *requestState, token string) bool {
+	actor, ps, err := s.b.ActorForPortalSession(r.Context(), token)
+	if err != nil {
+		if k := bridge.KindOf(err); k == bridge.KindNotFound || k == bridge.KindForbidden {
+			// A dead cookie is dropped, so the browser stops sending it.
+			http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: secureRequest(r), SameSite: http.SameSiteLaxMode})
+		}
+		s.credentialRefused(w, r, err)
+		return false
+	}
+	st.actor, st.cred = actor, credential{method: "cookie", portal: &ps}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	sent := r.Header.Get(csrfHeader)
+	if sent == "" || subtle.ConstantTimeCompare([]byte(sent), []byte(ps.CSRFToken)) != 1 {
+		what := "without"
+		if sent != "" {
+			what = "with a wrong"
+		}
+		writeProblem(w, r, forbiddenProblem.with("%s %s came with the portal's session cookie but %s %s header: send the csrf_token that POST /api/v1/auth/login or GET /api/v1/auth/session returned",
+			r.Method, r.URL.Path, what, csrfHeader))
+		return false
+	}
 	return true
 }
 

@@ -169,6 +169,16 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 		"GET /api/v1/images/{ref...}":          {"", all(200)},
 		"DELETE /api/v1/images/{ref...}":       {"", superOnlyDelete},
 
+		// Portal login (login.go). This server has no SSO configured, so the
+		// login routes answer 404 (or 422 for an empty body); logout refuses
+		// a keypair-signed request with 422: it ends only cookie sessions.
+		"POST /api/v1/auth/login":        {`{}`, all(notRefused)},
+		"GET /api/v1/auth/oidc/login":    {"", all(404)},
+		"GET /api/v1/auth/oidc/callback": {"", all(404)},
+		"POST /api/v1/auth/logout":       {"", all(422)},
+		"GET /api/v1/auth/session":       {"", all(200)},
+		"GET /api/v1/auth/providers":     {"", all(200)},
+
 		// vfolders: alice's folder; root administers its domain. 503 (no
 		// storage host in this test) counts as not refused.
 		"GET /api/v1/vfolder-hosts":                     {"", all(200)},

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/slurmgate/slurmgate/bridge"
+	"github.com/slurmgate/slurmgate/sso"
 	"github.com/slurmgate/slurmgate/tunnel"
 )
 
@@ -29,6 +30,9 @@ type Options struct {
 	// Now is the clock signed requests are checked against; nil means
 	// time.Now.
 	Now func() time.Time
+	// SSO authenticates portal logins (login.go); nil offers none, and
+	// only keypairs and bearer tokens authenticate.
+	SSO *sso.Service
 	// AppsDomain turns on the app proxy's subdomain mode:
 	// {app}--{session}.<AppsDomain> (a wildcard DNS name and certificate
 	// pointing at the gateway). Empty serves apps under /s/ only.
@@ -50,6 +54,7 @@ type Server struct {
 	routes   []*route
 	mux      *http.ServeMux
 	openapi  []byte // the OpenAPI document, rendered once from routes
+	sso      *sso.Service
 	// apps is the app proxy (appproxy.go), served beside the API.
 	apps            *appProxy
 	tunnelKeepalive tunnel.Keepalive
@@ -65,6 +70,7 @@ func New(b *bridge.Bridge, opts Options) *Server {
 		maxBody:  opts.MaxBodyBytes,
 		skew:     opts.ClockSkew,
 		now:      opts.Now,
+		sso:      opts.SSO,
 		mux:      http.NewServeMux(),
 	}
 	if s.log == nil {
@@ -117,6 +123,7 @@ func (s *Server) routeTable() []route {
 		s.sessionStreamRoutes(),
 		s.orgRoutes(),
 		s.catalogRoutes(),
+		s.loginRoutes(),
 		s.vfolderRoutes(),
 		s.agentRoutes(),
 		s.runtimeRoutes(),

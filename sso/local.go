@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -81,8 +82,12 @@ func CheckPassword(hash, password string) (bool, error) {
 }
 
 // dummyHash is checked against when a user has no local password, so that
-// a login for an unknown name costs what a real one does.
-var dummyHash, _ = HashPassword("not a password, only a timing pad")
+// a login for an unknown name costs what a real one does. Made on first
+// use: an argon2id hash costs 64 MiB, which no importer should pay at init.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := HashPassword("not a password, only a timing pad")
+	return h
+})
 
 // Local authenticates local accounts.
 type Local struct{ store PasswordStore }
@@ -93,9 +98,18 @@ func NewLocal(store PasswordStore) *Local { return &Local{store: store} }
 // Authenticate checks a local password. A user without one is refused
 // with ErrNoLocalPassword in the error chain.
 func (l *Local) Authenticate(ctx context.Context, username, password string) (Identity, error) {
+	return l.authenticate(ctx, username, password, true)
+}
+
+// authenticate pads the time of a refusal for a user without a local
+// password only when asked: when LDAP is tried next, its round trips
+// differ anyway, and every LDAP login would pay an argon2id hash.
+func (l *Local) authenticate(ctx context.Context, username, password string, pad bool) (Identity, error) {
 	hash, uid, err := l.store.LocalPasswordHash(ctx, username)
 	if errors.Is(err, ErrNoLocalPassword) {
-		CheckPassword(dummyHash, password)
+		if pad {
+			CheckPassword(dummyHash(), password)
+		}
 		return Identity{}, badCredentials(fmt.Errorf("%s: %w", username, ErrNoLocalPassword))
 	} else if err != nil {
 		return Identity{}, refuse(Unavailable, err, "local accounts cannot be read")

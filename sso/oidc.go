@@ -151,7 +151,9 @@ func (o *OIDC) Finish(ctx context.Context, f Flow, state, code string) (Identity
 	}
 	idt, err := o.verifier.Verify(ctx, raw)
 	if err != nil {
-		return Identity{}, "", refuse(Refused, err, "the identity provider's ID token was refused")
+		// go-oidc's reason (expired, audience, signature, issuer) names no
+		// secret and tells an admin what is wrong, so it is in the message.
+		return Identity{}, "", refuse(Refused, nil, "the identity provider's ID token was refused (%v): start the login again; if it recurs, check the gateway's clock and client_id", err)
 	}
 	if idt.Nonce != f.Nonce {
 		return Identity{}, "", refuse(Refused, nil, "the ID token's nonce is not this login's: it was issued for another login (a replayed token); start the login again")

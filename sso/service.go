@@ -98,7 +98,7 @@ func (s *Service) Password(ctx context.Context, username, password string) (Iden
 	var id Identity
 	var err error = badCredentials(ErrNoLocalPassword)
 	if s.local != nil {
-		id, err = s.local.Authenticate(ctx, username, password)
+		id, err = s.local.authenticate(ctx, username, password, s.ldap == nil)
 	}
 	if errors.Is(err, ErrNoLocalPassword) && s.ldap != nil {
 		id, err = s.ldap.Authenticate(ctx, username, password)
