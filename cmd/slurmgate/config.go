@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/slurmgate/slurmgate/vfolder"
 )
 
 // Config is the gateway's configuration: one TOML file (etc/slurmgate.toml
@@ -24,6 +26,7 @@ type Config struct {
 	Sessions SessionsConfig `toml:"sessions"`
 	Sync     SyncConfig     `toml:"sync"`
 	Security SecurityConfig `toml:"security"`
+	VFolder  VFolderConfig  `toml:"vfolder"`
 }
 
 type ServerConfig struct {
@@ -49,11 +52,23 @@ type SlurmConfig struct {
 type SessionsConfig struct {
 	JobOutputDir      string   `toml:"job_output_dir"`
 	ReconcileInterval Duration `toml:"reconcile_interval"`
+	// The session runtime: the agent every session job runs, the tunnel
+	// URL it dials, the app proxy's subdomain mode and idle culling.
+	AgentBinary      string   `toml:"agent_binary"`
+	TunnelURL        string   `toml:"tunnel_url"`
+	AppsDomain       string   `toml:"apps_domain"`
+	IdleThresholdPct int      `toml:"idle_threshold_pct"`
+	CullInterval     Duration `toml:"cull_interval"`
 }
 
 type SyncConfig struct {
 	Interval            Duration `toml:"interval"`
 	ManagedOrganization string   `toml:"managed_organization"`
+}
+
+// VFolderConfig lists the storage hosts vfolders live on ([[vfolder.hosts]]).
+type VFolderConfig struct {
+	Hosts []vfolder.HostConfig `toml:"hosts"`
 }
 
 type SecurityConfig struct {
@@ -78,7 +93,8 @@ func defaultConfig() Config {
 	return Config{
 		Server:   ServerConfig{Listen: "127.0.0.1:8080", LogFormat: "text", LogLevel: "info"},
 		Slurm:    SlurmConfig{APIVersion: "v0.0.38", AdminUser: "slurm"},
-		Sessions: SessionsConfig{JobOutputDir: "/var/lib/slurmgate/jobs", ReconcileInterval: Duration{2 * time.Second}},
+		Sessions: SessionsConfig{JobOutputDir: "/var/lib/slurmgate/jobs", ReconcileInterval: Duration{2 * time.Second},
+			IdleThresholdPct: 5, CullInterval: Duration{30 * time.Second}},
 		Sync:     SyncConfig{Interval: Duration{5 * time.Minute}, ManagedOrganization: "slurmgate"},
 	}
 }
@@ -171,6 +187,15 @@ func (c Config) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("server.log_level %q: want debug, info, warn or error", c.Server.LogLevel))
+	}
+	if p := c.Sessions.IdleThresholdPct; p < 1 || p > 100 {
+		errs = append(errs, fmt.Errorf("sessions.idle_threshold_pct %d: want 1 to 100 (percent of a session's CPU cores or of a GPU)", p))
+	}
+	if c.Sessions.CullInterval.Duration < time.Second {
+		errs = append(errs, fmt.Errorf("sessions.cull_interval %s is too short (at least 1s)", c.Sessions.CullInterval))
+	}
+	if u := c.Sessions.TunnelURL; u != "" && !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+		errs = append(errs, fmt.Errorf("sessions.tunnel_url %q: want ws:// or wss://, e.g. wss://gateway.example.org/api/v1/agent/tunnel", u))
 	}
 	if c.Sessions.ReconcileInterval.Duration < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("sessions.reconcile_interval %s is too short (at least 100ms)", c.Sessions.ReconcileInterval))

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,6 +21,7 @@ import (
 	"github.com/slurmgate/slurmgate/bridge"
 	"github.com/slurmgate/slurmgate/bridge/store"
 	"github.com/slurmgate/slurmgate/slurmctl"
+	"github.com/slurmgate/slurmgate/vfolder"
 	"github.com/slurmgate/slurmgate/webportal"
 )
 
@@ -93,12 +95,49 @@ func openGateway(ctx context.Context, cfg Config, logw io.Writer) (*gateway, err
 	if err != nil {
 		return nil, err
 	}
+	var hosts []*vfolder.Host
+	for _, hc := range cfg.VFolder.Hosts {
+		h, err := vfolder.OpenHost(hc)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		hosts = append(hosts, h)
+	}
 	b := bridge.New(db, slurm, bridge.Config{
 		Cluster: cfg.Slurm.Cluster, ManagedOrganization: cfg.Sync.ManagedOrganization,
 		JobOutputDir: cfg.Sessions.JobOutputDir, ReconcileInterval: cfg.Sessions.ReconcileInterval.Duration,
 		SyncInterval: cfg.Sync.Interval.Duration, SecretKey: secret[:32],
+		TunnelURL: tunnelURL(cfg), AgentBinary: agentBinary(cfg.Sessions.AgentBinary),
+		IdleThreshold: float64(cfg.Sessions.IdleThresholdPct) / 100, CullInterval: cfg.Sessions.CullInterval.Duration,
+		VFolderHosts: hosts,
 	}, log)
 	return &gateway{cfg: cfg, log: log, db: db, slurm: slurm, bridge: b, registry: registry}, nil
+}
+
+// tunnelURL is where session agents dial the gateway: sessions.tunnel_url,
+// else derived from server.public_url, else from the listen address.
+func tunnelURL(cfg Config) string {
+	if cfg.Sessions.TunnelURL != "" {
+		return cfg.Sessions.TunnelURL
+	}
+	base := "http://" + cfg.Server.Listen
+	if cfg.Server.PublicURL != "" {
+		base = strings.TrimSuffix(cfg.Server.PublicURL, "/")
+	}
+	return "ws" + strings.TrimPrefix(base, "http") + "/api/v1/agent/tunnel"
+}
+
+// agentBinary is the executable session jobs run as their agent: the
+// configured one, else this very binary (one binary serves every role).
+func agentBinary(configured string) string {
+	if configured != "" {
+		return configured
+	}
+	if exe, err := os.Executable(); err == nil {
+		return exe
+	}
+	return "slurmgate"
 }
 
 func newLogger(c ServerConfig, w io.Writer) *slog.Logger {
@@ -126,13 +165,14 @@ func runServer(ctx context.Context, cfg Config, logw io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           withPortal(api.New(g.bridge, api.Options{Logger: g.log, Registry: g.registry})),
+		Handler:           withPortal(api.New(g.bridge, api.Options{Logger: g.log, Registry: g.registry, AppsDomain: cfg.Sessions.AppsDomain})),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go g.bridge.RunReconciler(ctx)
+	go g.bridge.RunCuller(ctx)
 	go g.bridge.NewAccountSync().Run(ctx)
 	go func() {
 		<-ctx.Done()
