@@ -93,8 +93,7 @@ func defaultConfig() Config {
 	return Config{
 		Server:   ServerConfig{Listen: "127.0.0.1:8080", LogFormat: "text", LogLevel: "info"},
 		Slurm:    SlurmConfig{APIVersion: "v0.0.38", AdminUser: "slurm"},
-		Sessions: SessionsConfig{JobOutputDir: "/var/lib/slurmgate/jobs", ReconcileInterval: Duration{2 * time.Second},
-			IdleThresholdPct: 5, CullInterval: Duration{30 * time.Second}},
+		Sessions: SessionsConfig{JobOutputDir: "/var/lib/slurmgate/jobs", ReconcileInterval: Duration{2 * time.Second}, IdleThresholdPct: 5, CullInterval: Duration{30 * time.Second}},
 		Sync:     SyncConfig{Interval: Duration{5 * time.Minute}, ManagedOrganization: "slurmgate"},
 	}
 }
