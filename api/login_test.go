@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slurmgate/slurmgate/api/client"
 	"github.com/slurmgate/slurmgate/bridge"
 	"github.com/slurmgate/slurmgate/bridge/bridgetest"
 	"github.com/slurmgate/slurmgate/sso"
@@ -435,4 +436,34 @@ func TestLoginOIDCRefusals(t *testing.T) {
 			t.Fatalf("detail %q", p.Detail)
 		}
 	})
+}
+
+// The CLI's `slurmgate login --username`: a password login through the
+// typed client, a keypair minted with the portal session, then logout.
+func TestLoginClientMintsKeypairWithPortalSession(t *testing.T) {
+	a := newLoginAPI(t)
+	c, err := client.PasswordLogin(t.Context(), a.ts.URL, "alice", "alice-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := c.CreateKeypair(t.Context(), 0, "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Logout(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Me(t.Context()); err == nil {
+		t.Fatal("the portal session still works after logout")
+	}
+	kc, err := client.New(a.ts.URL, client.WithKeypair(kp.AccessKey, kp.SecretKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me, err := kc.Me(t.Context()); err != nil || me.Username != "alice" {
+		t.Fatalf("the minted keypair: %+v, %v", me, err)
+	}
+	if _, err := client.PasswordLogin(t.Context(), a.ts.URL, "alice", "wrong"); err == nil {
+		t.Fatal("a wrong password logged in")
+	}
 }
