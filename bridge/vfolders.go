@@ -1036,3 +1036,85 @@ func pickVFolder(visible []VFolder, name, field string) (VFolder, error) {
 	}
 	return VFolder{}, &Error{Kind: KindNotFound, Field: field + ".vfolder", Message: fmt.Sprintf("no vfolder %q that you may use; list yours with GET /api/v1/vfolders", name)}
 }
+
+// --- maintenance --------------------------------------------------------------
+
+// VFolderScanInterval is how often RunVFolderMaintenance rescans folders.
+const VFolderScanInterval = 15 * time.Minute
+
+// RunVFolderMaintenance keeps folders' recorded usage true and uploads'
+// reservations honest until ctx ends: every interval it rescans each ready
+// folder (counting what jobs wrote directly, which no API write saw) and
+// discards expired uploads, releasing their staged bytes and reservations.
+// A usage scan reads only metadata, in parallel per folder (package vfolder).
+func (b *Bridge) RunVFolderMaintenance(ctx context.Context, interval time.Duration) {
+	if len(b.cfg.VFolderHosts) == 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := b.VFolderMaintenanceOnce(ctx); err != nil && ctx.Err() == nil {
+			b.log.Warn("vfolder maintenance", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// VFolderMaintenanceOnce is one pass of [Bridge.RunVFolderMaintenance].
+func (b *Bridge) VFolderMaintenanceOnce(ctx context.Context) error {
+	rows, _ := b.db.Query(ctx, `SELECT x.id::text, x.vfolder_id::text, x.length, v.host FROM vfolder_uploads x
+		JOIN vfolders v ON v.id = x.vfolder_id WHERE x.expires_at < now()`)
+	type expired struct {
+		id, folder string
+		length     int64
+		host       string
+	}
+	ups, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (expired, error) {
+		var e expired
+		return e, r.Scan(&e.id, &e.folder, &e.length, &e.host)
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range ups {
+		tag, err := b.db.Exec(ctx, `DELETE FROM vfolder_uploads WHERE id = $1`, e.id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 1 { // another replica may have taken it
+			b.settle(e.folder, e.length, 0)
+			if h, err := b.vhost(e.host); err == nil {
+				h.StageRemove(diskID(e.folder), diskID(e.id))
+			}
+		}
+	}
+	rows, _ = b.db.Query(ctx, `SELECT id::text, host FROM vfolders WHERE status = 'ready' ORDER BY scanned_at NULLS FIRST`)
+	folders, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+		var f [2]string
+		return f, r.Scan(&f[0], &f[1])
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range folders {
+		h, err := b.vhost(f[1])
+		if err != nil {
+			continue // a host no longer configured: its folders wait
+		}
+		u, err := h.Usage(ctx, diskID(f[0]))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("vfolder %s: %w", f[0], err))
+			continue
+		}
+		if _, err := b.db.Exec(ctx, `UPDATE vfolders SET usage_bytes = $2, scanned_at = now() WHERE id = $1`, f[0], u.Bytes); err != nil {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -394,3 +394,37 @@ func TestVFolderResolveMounts(t *testing.T) {
 	_, err = w.b.ResolveMounts(ctx, w.carol, []MountRequest{{VFolder: mine.ID}})
 	wantVKind(t, err, KindNotFound, "carol mounting bob's folder by id")
 }
+
+func TestVFolderMaintenanceCountsDirectWritesAndExpiresUploads(t *testing.T) {
+	w := newVWorld(t)
+	ctx := t.Context()
+	quota := int64(1 << 20)
+	v, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "m", Host: "local", QuotaBytes: &quota})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A job writes 600 KiB directly, behind the API's back.
+	os.WriteFile(filepath.Join(w.host.Path(diskID(v.ID)), "job-output"), make([]byte, 600<<10), 0o644)
+	up, err := w.b.CreateUpload(ctx, w.alice, v.ID, "pending", 300<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.b.db.Exec(ctx, `UPDATE vfolder_uploads SET expires_at = now() - interval '1 second' WHERE id = $1`, up.ID)
+	if err := w.b.VFolderMaintenanceOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := w.b.VFolder(ctx, w.alice, v.ID)
+	if got.UsageBytes != 600<<10 {
+		t.Errorf("usage after the scan %d; want the job's %d", got.UsageBytes, 600<<10)
+	}
+	// The expired upload's reservation is gone, and the job's bytes count:
+	// 500 KiB no longer fits in what is left of 1 MiB.
+	if _, err := w.b.UploadStatus(ctx, up.ID, up.Token); KindOf(err) != KindNotFound {
+		t.Errorf("expired upload: %v", err)
+	}
+	_, err = w.b.CreateUpload(ctx, w.alice, v.ID, "more", 500<<10)
+	wantVKind(t, err, KindQuota, "500 KiB after a job filled 600 KiB of 1 MiB")
+	if _, err := w.b.CreateUpload(ctx, w.alice, v.ID, "fits", 400<<10); err != nil {
+		t.Errorf("400 KiB should fit: %v", err)
+	}
+}
