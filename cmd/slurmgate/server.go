@@ -173,6 +173,7 @@ func runServer(ctx context.Context, cfg Config, logw io.Writer) error {
 	defer cancel()
 	go g.bridge.RunReconciler(ctx)
 	go g.bridge.RunCuller(ctx)
+	go g.bridge.RunVFolderMaintenance(ctx, bridge.VFolderScanInterval)
 	go g.bridge.NewAccountSync().Run(ctx)
 	go func() {
 		<-ctx.Done()
