@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
+
 	"github.com/slurmgate/slurmgate/api"
 	"github.com/slurmgate/slurmgate/api/client"
 	"github.com/slurmgate/slurmgate/bridge"
@@ -440,6 +442,76 @@ echo "cvd=$CUDA_VISIBLE_DEVICES partition=$SLURM_JOB_PARTITION args=$*"
 		// A plain user is refused by the gateway, with the code for refusals.
 		if r := cliRun(t, home, w.alice, "", "admin", "domain", "create", "nope"); r.code != exitRefused {
 			t.Errorf("alice creating a domain: exit %d, %s; want 3", r.code, r.stderr)
+		}
+	})
+
+	t.Run("Ctrl-C on a terminal asks before cancelling", func(t *testing.T) {
+		ptmx, tty, err := pty.Open()
+		if err != nil {
+			t.Fatalf("opening a pseudo-terminal: %v", err)
+		}
+		defer ptmx.Close()
+		cmd := cliCmd(t, home, w.alice, "", append(append([]string{"run"}, small...), "--", "sh", "-c", "echo started; sleep 120")...)
+		pr, pw := io.Pipe()
+		cmd.Stdin, cmd.Stderr, cmd.Stdout = tty, tty, pw
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		tty.Close()
+		go io.Copy(io.Discard, pr)
+		// The terminal's screen, as the person would see it.
+		var mu sync.Mutex
+		var screen strings.Builder
+		go func() {
+			buf := make([]byte, 4096)
+			for {
+				n, err := ptmx.Read(buf)
+				mu.Lock()
+				screen.Write(buf[:n])
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+		waitFor := func(text string, from int) int {
+			t.Helper()
+			for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				mu.Lock()
+				i := strings.Index(screen.String()[from:], text)
+				mu.Unlock()
+				if i >= 0 {
+					return from + i + len(text)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("the terminal never showed %q:\n%s", text, screen.String())
+			return 0
+		}
+		// Wait until the job runs, so the answer "n" leaves a running job.
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			page, _ := w.api.ListSessions(t.Context(), client.SessionListOptions{States: []string{"RUNNING"}})
+			if page != nil && len(page.Items) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the session never ran")
+			}
+		}
+		cmd.Process.Signal(syscall.SIGINT)
+		at := waitFor("[y/N] ", 0)
+		ptmx.Write([]byte("n\n"))
+		at = waitFor("keeps running", at)
+		cmd.Process.Signal(syscall.SIGINT)
+		waitFor("[y/N] ", at)
+		ptmx.Write([]byte("y\n"))
+		cmd.Wait()
+		pw.Close()
+		if code := cmd.ProcessState.ExitCode(); code != exitSignal {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("exit %d, want 130; terminal:\n%s", code, screen.String())
 		}
 	})
 
