@@ -13,6 +13,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/slurmgate/slurmgate/sso"
+
 	"github.com/slurmgate/slurmgate/vfolder"
 )
 
@@ -27,6 +29,11 @@ type Config struct {
 	Sync     SyncConfig     `toml:"sync"`
 	Security SecurityConfig `toml:"security"`
 	VFolder  VFolderConfig  `toml:"vfolder"`
+	// Portal login (package sso): [sso], and [ldap] when its url is set,
+	// [oidc] when its issuer is set.
+	SSO  SSOConfig      `toml:"sso"`
+	LDAP sso.LDAPConfig `toml:"ldap"`
+	OIDC sso.OIDCConfig `toml:"oidc"`
 }
 
 type ServerConfig struct {
@@ -75,6 +82,29 @@ type SecurityConfig struct {
 	SecretKeyFile string `toml:"secret_key_file"`
 }
 
+// SSOConfig is the [sso] section: what every way of logging in shares.
+type SSOConfig struct {
+	LocalAccounts      bool     `toml:"local_accounts"`
+	ProvisionDomain    string   `toml:"provision_domain"`
+	SessionIdleTimeout Duration `toml:"session_idle_timeout"`
+	SessionLifetime    Duration `toml:"session_lifetime"`
+}
+
+// ssoConfig assembles package sso's configuration from the three sections.
+func (c Config) ssoConfig() sso.Config {
+	out := sso.Config{LocalAccounts: c.SSO.LocalAccounts, ProvisionDomain: c.SSO.ProvisionDomain,
+		SessionIdleTimeout: c.SSO.SessionIdleTimeout.Duration, SessionLifetime: c.SSO.SessionLifetime.Duration}
+	if c.LDAP.URL != "" {
+		l := c.LDAP
+		out.LDAP = &l
+	}
+	if c.OIDC.Issuer != "" {
+		o := c.OIDC
+		out.OIDC = &o
+	}
+	return out
+}
+
 // Duration is a time.Duration written as "2s" or "5m" in TOML and the environment.
 type Duration struct{ time.Duration }
 
@@ -95,6 +125,7 @@ func defaultConfig() Config {
 		Slurm:    SlurmConfig{APIVersion: "v0.0.38", AdminUser: "slurm"},
 		Sessions: SessionsConfig{JobOutputDir: "/var/lib/slurmgate/jobs", ReconcileInterval: Duration{2 * time.Second}, IdleThresholdPct: 5, CullInterval: Duration{30 * time.Second}},
 		Sync:     SyncConfig{Interval: Duration{5 * time.Minute}, ManagedOrganization: "slurmgate"},
+		SSO:      SSOConfig{LocalAccounts: true, SessionIdleTimeout: Duration{time.Hour}, SessionLifetime: Duration{12 * time.Hour}},
 	}
 }
 
@@ -144,6 +175,20 @@ func applyEnv(cfg *Config, environ []string) error {
 				return fmt.Errorf("%s: %q is not a number", name, v)
 			}
 			*p = n
+		case *bool:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not true or false", name, v)
+			}
+			*p = b
+		case *time.Duration:
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a duration such as 2s or 5m", name, v)
+			}
+			*p = d
+		case *[]string:
+			*p = strings.Fields(strings.ReplaceAll(v, ",", " "))
 		default:
 			return fmt.Errorf("%s: unsupported type %s", name, f.Type())
 		}
@@ -199,6 +244,17 @@ func (c Config) validate() error {
 	if c.Sessions.ReconcileInterval.Duration < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("sessions.reconcile_interval %s is too short (at least 100ms)", c.Sessions.ReconcileInterval))
 	}
+	if c.LDAP.URL != "" {
+		if _, err := sso.NewLDAP(c.LDAP); err != nil {
+			errs = append(errs, fmt.Errorf("[ldap]: %w", err))
+		}
+	}
+	if c.OIDC.Issuer != "" && (c.OIDC.ClientID == "" || c.OIDC.RedirectURL == "") {
+		errs = append(errs, fmt.Errorf("[oidc] with issuer %s needs client_id and redirect_url (<server.public_url>/api/v1/auth/oidc/callback)", c.OIDC.Issuer))
+	}
+	if c.SSO.SessionIdleTimeout.Duration < time.Minute || c.SSO.SessionLifetime.Duration < c.SSO.SessionIdleTimeout.Duration {
+		errs = append(errs, fmt.Errorf("sso.session_idle_timeout %s must be at least 1m and at most sso.session_lifetime %s", c.SSO.SessionIdleTimeout, c.SSO.SessionLifetime))
+	}
 	if c.Sync.Interval.Duration < time.Second {
 		errs = append(errs, fmt.Errorf("sync.interval %s is too short (at least 1s)", c.Sync.Interval))
 	}
@@ -209,6 +265,9 @@ func (c Config) validate() error {
 // a database URL keeps everything but its password.
 func (c Config) masked() string {
 	walkConfig(&c, func(_, _ string, f reflect.Value, sf reflect.StructField) error {
+		if sf.Tag.Get("secret") == "true" && f.String() != "" {
+			f.SetString("xxxxx")
+		}
 		if sf.Tag.Get("secret") == "url" && f.String() != "" {
 			if u, err := url.Parse(f.String()); err == nil && u.User != nil {
 				if _, has := u.User.Password(); has {

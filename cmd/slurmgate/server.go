@@ -21,6 +21,7 @@ import (
 	"github.com/slurmgate/slurmgate/bridge"
 	"github.com/slurmgate/slurmgate/bridge/store"
 	"github.com/slurmgate/slurmgate/slurmctl"
+	"github.com/slurmgate/slurmgate/sso"
 	"github.com/slurmgate/slurmgate/vfolder"
 	"github.com/slurmgate/slurmgate/webportal"
 )
@@ -164,8 +165,14 @@ func runServer(ctx context.Context, cfg Config, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// OIDC discovery runs here: a provider that cannot be reached at start
+	// is a configuration error, reported now rather than at the first login.
+	logins, err := sso.New(ctx, cfg.ssoConfig(), api.NewPasswordStore(g.bridge), nil)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           withPortal(api.New(g.bridge, api.Options{Logger: g.log, Registry: g.registry, AppsDomain: cfg.Sessions.AppsDomain})),
+		Handler:           withPortal(api.New(g.bridge, api.Options{Logger: g.log, Registry: g.registry, AppsDomain: cfg.Sessions.AppsDomain, SSO: logins})),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
