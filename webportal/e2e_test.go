@@ -26,6 +26,8 @@ import (
 	"github.com/slurmgate/slurmgate/bridge"
 	"github.com/slurmgate/slurmgate/bridge/bridgetest"
 	"github.com/slurmgate/slurmgate/slurmctl"
+	"github.com/slurmgate/slurmgate/sso"
+	"github.com/slurmgate/slurmgate/sso/ssotest"
 	"github.com/slurmgate/slurmgate/testdata/cluster"
 	"github.com/slurmgate/slurmgate/webportal"
 )
@@ -55,7 +57,9 @@ func requireBrowser(t *testing.T) {
 }
 
 // world is a gateway with a domain, project vision (alice a member), bob
-// (no project yet) and a superadmin, each signing in with a keypair.
+// (no project yet) and a superadmin (carol). Alice signs in through the
+// test LDAP directory or the in-process OpenID Provider, carol with a
+// keypair.
 type world struct {
 	URL      string
 	Domain   string
@@ -64,6 +68,9 @@ type world struct {
 	Admin    keypair
 	Bob      string
 	CPULimit int
+	// Passwords of alice in the directory and at the OpenID Provider.
+	AliceLDAPPassword, AliceOIDCPassword string
+	OIDCName                             string
 }
 
 type keypair struct {
@@ -74,6 +81,7 @@ type keypair struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	env := cluster.Require(t)
+	ldapEnv := cluster.RequireLDAP(t)
 	slurm, err := slurmctl.New(slurmctl.Config{URL: env.RestURL, Cluster: env.Name, JWTKey: env.JWTKey(t), SlurmConf: env.SlurmConf})
 	if err != nil {
 		t.Fatal(err)
@@ -90,20 +98,34 @@ func newWorld(t *testing.T) *world {
 	b := bridge.New(bridgetest.Pool(t), slurm, bridge.Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir,
 		ReconcileInterval: 300 * time.Millisecond, SecretKey: key}, log)
 
+	ts := httptest.NewUnstartedServer(nil)
+	w := &world{URL: "http://" + ts.Listener.Addr().String(), Domain: fmt.Sprintf("w%x", time.Now().UnixNano()&0xffffffff), Bob: "bob", CPULimit: 2,
+		AliceLDAPPassword: "alice-pw", AliceOIDCPassword: "alice-op-pw", OIDCName: "Test SSO"}
+	op := ssotest.New(t, w.URL+"/api/v1/auth/oidc/callback", ssotest.User{Username: "alice", Password: w.AliceOIDCPassword, Name: "Alice Liddell"})
+	svc, err := sso.New(t.Context(), sso.Config{
+		ProvisionDomain: w.Domain,
+		LDAP: &sso.LDAPConfig{URL: ldapEnv.URL, StartTLS: true, CAFile: ldapEnv.CAFile, BaseDN: "ou=people," + ldapEnv.BaseDN,
+			BindDN: ldapEnv.BindDN, BindPassword: ldapEnv.BindPassword},
+		OIDC: &sso.OIDCConfig{Name: w.OIDCName, Issuer: op.Issuer, ClientID: op.ClientID, ClientSecret: op.ClientSecret,
+			RedirectURL: w.URL + "/api/v1/auth/oidc/callback"},
+	}, api.NewPasswordStore(b), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
-	apiHandler := api.New(b, api.Options{Logger: log})
+	apiHandler := api.New(b, api.Options{Logger: log, SSO: svc})
 	for _, p := range []string{"/api/", "/s/", "/metrics", "/healthz"} {
 		mux.Handle(p, apiHandler)
 	}
 	mux.Handle("/", webportal.Handler())
-	ts := httptest.NewServer(mux)
+	ts.Config.Handler = mux
+	ts.Start()
 	t.Cleanup(ts.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { b.RunReconciler(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	w := &world{URL: ts.URL, Domain: fmt.Sprintf("w%x", time.Now().UnixNano()&0xffffffff), Bob: "bob", CPULimit: 2}
 	must := func(_ any, err error) {
 		t.Helper()
 		if err != nil {

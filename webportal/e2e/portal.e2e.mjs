@@ -46,8 +46,8 @@ async function shot(page, name) {
   log(`screenshot ${scenario}-${name}.png`);
 }
 
-// signIn uses the directory form when the gateway offers it, else the API keypair form.
-async function signIn(page, kp) {
+// signInKeypair uses the API keypair form (folded away when password login is offered).
+async function signInKeypair(page, kp) {
   await page.goto(world.URL + "/");
   await page.waitForURL(/\/login/);
   await page.getByRole("heading", { name: "Slurmgate" }).waitFor();
@@ -59,6 +59,26 @@ async function signIn(page, kp) {
   await page.getByRole("heading", { name: "Your sessions" }).waitFor();
 }
 
+// signInLDAP uses the username/password form, which the gateway checks against the directory.
+async function signInLDAP(page, user, password) {
+  await page.goto(world.URL + "/");
+  await page.waitForURL(/\/login/);
+  await page.getByLabel("Username").fill(user);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.getByRole("heading", { name: "Your sessions" }).waitFor();
+}
+
+// signInOIDC follows the "Sign in with …" button through the OpenID Provider's login form and back.
+async function signInOIDC(page, user, password, next = "/") {
+  await page.goto(world.URL + next);
+  await page.waitForURL(/\/login/);
+  await page.getByRole("link", { name: `Sign in with ${world.OIDCName}` }).click();
+  await page.locator('input[name="username"]').fill(user);
+  await page.locator('input[name="password"]').fill(password);
+  await Promise.all([page.waitForURL((u) => u.href.startsWith(world.URL) && !u.pathname.startsWith("/login")), page.locator('input[name="password"]').press("Enter")]);
+}
+
 function expect(cond, what) {
   if (!cond) throw new Error(`expected ${what}`);
 }
@@ -67,8 +87,9 @@ const scenarios = {
   // Alice signs in, launches a batch session, and watches it finish with its output.
   async batch({ page }) {
     await page.goto(world.URL + "/login");
+    await page.getByRole("link", { name: `Sign in with ${world.OIDCName}` }).waitFor();
     await shot(page, "login");
-    await signIn(page, world.Alice);
+    await signInLDAP(page, "alice", world.AliceLDAPPassword);
     await page.locator(".quota-row").first().waitFor();
     await shot(page, "dashboard-empty");
     await page.getByRole("link", { name: "Launch a session" }).click();
@@ -102,8 +123,9 @@ const scenarios = {
 
   // Asking for more CPUs than alice's policy allows shows the refusal naming the limit.
   async "over-quota"({ page }) {
-    await signIn(page, world.Alice);
-    await page.goto(world.URL + "/launch");
+    // Through the OpenID Provider, straight back to the page asked for.
+    await signInOIDC(page, "alice", world.AliceOIDCPassword, "/launch");
+    await page.getByRole("heading", { name: "Launch a session" }).waitFor();
     await page.getByLabel("CPUs").fill(String(world.CPULimit + 2));
     await page.getByLabel("Memory (GiB)").fill("0.25");
     await page.getByLabel("Command", { exact: true }).fill("true");
@@ -112,14 +134,14 @@ const scenarios = {
     await alert.waitFor();
     const text = await alert.textContent();
     log("refusal:", text);
-    expect(text.includes("limit on cpus is " + world.CPULimit), `the refusal to name the CPU limit, got ${JSON.stringify(text)}`);
+    expect(text.includes(`limit of ${world.CPULimit} CPUs`) && text.includes("Limit: cpus of user alice"), `the refusal to name the CPU limit, got ${JSON.stringify(text)}`);
     expect(page.url().endsWith("/launch"), "to stay on the form");
     await shot(page, "refused");
   },
 
   // The superadmin creates a project, adds bob, and signs out.
   async admin({ page }) {
-    await signIn(page, world.Admin);
+    await signInKeypair(page, world.Admin);
     await page.getByRole("link", { name: "Admin" }).click();
     await page.getByRole("heading", { name: "Admin: Projects & members" }).waitFor();
     await page.getByLabel("Domain").selectOption(world.Domain);
@@ -150,7 +172,7 @@ const scenarios = {
 
   // The dashboard and a session page on a phone-sized screen.
   async phone({ page }) {
-    await signIn(page, world.Alice);
+    await signInLDAP(page, "alice", world.AliceLDAPPassword);
     await page.getByLabel("Only active sessions").uncheck();
     await page.locator(".session-row").first().waitFor();
     await shot(page, "dashboard");

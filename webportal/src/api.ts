@@ -88,17 +88,24 @@ export async function loginKeypair(accessKey: string, secretKey: string): Promis
   sessionStorage.setItem(tokenKey, JSON.stringify({ token: t.token, expires: t.expires_at }));
 }
 
-/** logout ends the portal session (or forgets the token) and clears local state. */
-export async function logout(): Promise<void> {
+/**
+ * logout ends the portal session (or forgets the token) and clears local
+ * state. It returns the identity provider's logout URL when the gateway
+ * gives one (RP-initiated logout), for the caller to visit.
+ */
+export async function logout(): Promise<string> {
+  let providerLogout = "";
   if (auth.kind === "cookie") {
     try {
-      await request("POST", "/api/v1/auth/logout", undefined, { quiet: true });
+      const r = await request<{ logout_url?: string } | undefined>("POST", "/api/v1/auth/logout", undefined, { quiet: true });
+      providerLogout = r?.logout_url ?? "";
     } catch {
       // Signed out locally either way; the cookie expires on its own.
     }
   }
   sessionStorage.removeItem(tokenKey);
   auth = { kind: "none" };
+  return providerLogout;
 }
 
 function hex(b: Uint8Array): string {

@@ -3,7 +3,7 @@
 // which ends its streams and timers).
 import { ApiError } from "./api";
 import { h, replace } from "./dom";
-import { problemText } from "./format";
+import { problemText, quotaFacts } from "./format";
 import type { Me } from "./types";
 
 export interface Page {
@@ -26,8 +26,11 @@ export function isAdmin(me: Me): boolean {
 /** errorBox shows an API refusal (or any error) where it happened, announced to screen readers. */
 export function errorBox(err: unknown): HTMLElement {
   const text = err instanceof ApiError ? problemText(err.problem) : err instanceof Error ? err.message : String(err);
-  const box = h("div", { class: "alert error", role: "alert" }, text);
-  if (err instanceof ApiError && err.problem.quota) box.dataset.limit = err.problem.quota.limit;
+  const box = h("div", { class: "alert error", role: "alert" }, h("p", null, text));
+  if (err instanceof ApiError && err.problem.quota) {
+    box.dataset.limit = err.problem.quota.limit;
+    box.append(h("p", { class: "quota-facts" }, quotaFacts(err.problem)));
+  }
   return box;
 }
 

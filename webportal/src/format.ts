@@ -95,12 +95,16 @@ export function pendingText(s: Session): string {
   return parts.join("; ");
 }
 
-/** problemText is an API refusal as one sentence, naming the limit for quota refusals. */
+/** problemText is an API refusal as one sentence. */
 export function problemText(p: Problem): string {
-  if (p.quota) {
-    const q = p.quota;
-    const what = q.limit.replace(/_/g, " ");
-    return `${p.title}: the ${q.scope} ${q.scope_name} limit on ${what} is ${q.max}; ${q.in_use} in use, ${q.requested} asked. ${p.detail ?? ""}`.trim();
-  }
-  return p.detail ? `${p.title}: ${p.detail}` : p.title;
+  if (p.detail) return `${p.title}: ${p.detail}`;
+  if (p.quota) return `${p.title}: the ${p.quota.scope} ${p.quota.scope_name} limit on ${p.quota.limit.replace(/_/g, " ")} is ${p.quota.max}`;
+  return p.title;
+}
+
+/** quotaFacts names the limit a quota refusal hit, and the numbers. */
+export function quotaFacts(p: Problem): string {
+  const q = p.quota;
+  if (!q) return "";
+  return `Limit: ${q.limit.replace(/_/g, " ")} of ${q.scope} ${q.scope_name} — at most ${q.max}, ${q.in_use} in use, ${q.requested} asked. Ask a smaller session, end one, or ask an administrator to raise the limit.`;
 }

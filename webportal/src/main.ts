@@ -75,9 +75,10 @@ function shell(user: Me): { main: HTMLElement; nav: HTMLElement } {
 
 async function signOutNow(): Promise<void> {
   leave?.abort();
-  await logout();
+  const providerLogout = await logout();
   me = null;
-  navigate("/login?signed_out=1");
+  if (providerLogout) location.assign(providerLogout);
+  else navigate("/login?signed_out=1");
 }
 
 async function show(): Promise<void> {

@@ -27,7 +27,8 @@ function providersFrom(body: unknown): Provider[] {
   if (!Array.isArray(body) && o && typeof o === "object") {
     if (o.password || o.ldap || o.local) out.push({ name: "password", label: "Password", kind: "password" });
     if (o.oidc) {
-      const arr = Array.isArray(o.oidc) ? o.oidc : [o.oidc];
+      // The gateway answers {oidc: true, oidc_name: "…"}; a list of providers is taken too.
+      const arr = Array.isArray(o.oidc) ? o.oidc : [typeof o.oidc === "object" ? o.oidc : { name: "oidc", label: o.oidc_name }];
       for (const x of arr as Record<string, string>[]) {
         out.push({ name: x.name ?? "oidc", label: x.label ?? x.display_name ?? "single sign-on", kind: "oidc", url: x.login_url ?? x.url });
       }
@@ -74,7 +75,7 @@ export async function loginPage(main: HTMLElement, query: URLSearchParams, done:
     sections.push(form);
   }
   for (const p of providers.filter((p) => p.kind === "oidc")) {
-    const url = p.url ?? `/api/v1/auth/oidc/login?provider=${encodeURIComponent(p.name)}&next=${encodeURIComponent(next)}`;
+    const url = p.url ?? `/api/v1/auth/oidc/login?return_to=${encodeURIComponent(next)}`;
     sections.push(h("a", { class: "button wide", href: url, "data-provider": p.name }, `Sign in with ${p.label}`));
   }
 

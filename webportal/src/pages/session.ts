@@ -8,17 +8,21 @@ import { Sparkline } from "../sparkline";
 import type { Session, SessionEvent } from "../types";
 import type { TerminalHandle } from "../terminal";
 
-// The metrics document's shape belongs to the agent; read numbers by name.
-function flatten(o: unknown, prefix = "", out: Record<string, number> = {}): Record<string, number> {
-  if (typeof o === "number") out[prefix] = o;
-  else if (o && typeof o === "object") for (const [k, v] of Object.entries(o)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
-  return out;
+// GET …/metrics: the agent's latest report against what the session holds.
+interface Metrics {
+  at?: string;
+  allocated: { cpus: number; memory_mb: number; gpus: number };
+  cpu_cores?: number;
+  memory_bytes?: number;
+  gpus?: { index: number; name?: string; utilization_pct: number }[];
+  unavailable?: string[];
+  gpu_status?: string;
 }
-function pick(nums: Record<string, number>, re: RegExp): number | undefined {
-  const keys = Object.keys(nums).filter((k) => re.test(k));
-  if (!keys.length) return undefined;
-  // Several GPUs: their mean utilisation.
-  return keys.reduce((a, k) => a + nums[k]!, 0) / (re.source.includes("gpu") ? keys.length : 1);
+
+// GET …/apps.
+interface AppList {
+  agent_connected: boolean;
+  apps: { name: string; ready: boolean; error?: string; url: string }[];
 }
 
 export const sessionPage: Page = {
@@ -91,11 +95,15 @@ export const sessionPage: Page = {
         return;
       }
       try {
-        const body = await get<unknown>(`${base}/apps`, { quiet: true });
-        const list = (Array.isArray(body) ? body : (body as { items?: unknown[] })?.items ?? []) as ({ name: string; ready?: boolean } | string)[];
-        const names = list.map((a) => (typeof a === "string" ? { name: a, ready: true } : a));
-        replace(appsEl, names.length
-          ? h("ul", { class: "app-list" }, names.map((a) => h("li", null, h("a", { class: "button", href: `/s/${encodeURIComponent(id)}/${encodeURIComponent(a.name)}/`, target: "_blank", rel: "noopener" }, `Open ${a.name}`, h("span", { class: "sr-only" }, " (opens in a new tab)")))))
+        const list = await get<AppList>(`${base}/apps`, { quiet: true });
+        if (!list.agent_connected) {
+          replace(appsEl, h("p", { class: "muted" }, "Waiting for the session's agent to connect; apps appear when it does."));
+          return;
+        }
+        replace(appsEl, list.apps.length
+          ? h("ul", { class: "app-list" }, list.apps.map((a) => h("li", null, a.ready
+            ? h("a", { class: "button", href: a.url || `/s/${encodeURIComponent(id)}/${encodeURIComponent(a.name)}/`, target: "_blank", rel: "noopener" }, `Open ${a.name}`, h("span", { class: "sr-only" }, " (opens in a new tab)"))
+            : h("span", { class: "muted" }, `${a.name}: starting${a.error ? ` (${a.error})` : ""}`))))
           : h("p", { class: "muted" }, "This session runs no apps."));
       } catch (e) {
         replace(appsEl, e instanceof ApiError && e.status === 404 ? h("p", { class: "muted" }, "This gateway does not serve apps yet.") : errorBox(e));
@@ -164,16 +172,16 @@ export const sessionPage: Page = {
         return;
       }
       try {
-        const nums = flatten(await get<unknown>(`${base}/metrics`, { quiet: true }));
-        const c = pick(nums, /cpu.*(percent|util)/i);
-        const m = pick(nums, /mem.*bytes/i);
-        const mm = pick(nums, /mem.*mb/i);
-        const g = pick(nums, /gpu.*util/i);
-        if (c !== undefined) cpu.push(c);
-        if (m !== undefined) memS.push(m / 1048576);
-        else if (mm !== undefined) memS.push(mm);
-        if (g !== undefined) gpu.push(g);
-        metricsNote.textContent = g === undefined && s.gpus === 0 ? "No GPUs in this session." : "";
+        const m = await get<Metrics>(`${base}/metrics`, { quiet: true });
+        if (!m.at) {
+          metricsNote.textContent = "Waiting for the agent's first report.";
+          return;
+        }
+        // CPU as a share of the allocated cores; GPU as the mean utilisation of the session's GPUs.
+        if (m.cpu_cores !== undefined) cpu.push((m.cpu_cores / Math.max(m.allocated.cpus, 1)) * 100);
+        if (m.memory_bytes !== undefined) memS.push(m.memory_bytes / 1048576);
+        if (m.gpus?.length) gpu.push(m.gpus.reduce((a, g) => a + g.utilization_pct, 0) / m.gpus.length);
+        metricsNote.textContent = m.allocated.gpus === 0 ? "No GPUs in this session." : m.gpu_status && m.gpu_status !== "ok" ? m.gpu_status : "";
       } catch (e) {
         metricsOK = !(e instanceof ApiError && (e.status === 404 || e.status === 501));
         metricsNote.textContent = metricsOK ? "Usage is not available right now." : "This gateway does not report session usage yet.";
