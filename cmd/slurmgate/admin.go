@@ -21,6 +21,7 @@ func adminCommand() *cli.Command {
 		Name:  "admin",
 		Usage: "administer the gateway from its own host (uses the server's configuration)",
 		Commands: []*cli.Command{
+			adminPasswdCommand(),
 			{
 				Name:  "bootstrap",
 				Usage: "create the first superadmin and print their API keypair (once)",
