@@ -154,7 +154,7 @@ func (b *Bridge) ReconcileOnce(ctx context.Context) (st ReconcileStats, err erro
 		var err error
 		switch {
 		case s.SubState == subSubmitting:
-			err = b.submitOrAdopt(ctx, s.ID, job)
+			_, err = b.submitOrAdopt(ctx, s.ID, job, nil)
 			if job == nil {
 				st.SlurmRequests++
 			}
@@ -487,6 +487,10 @@ type freshJobs struct {
 	mu       sync.Mutex
 	jobs     map[string]freshJob
 	lastPoll time.Time
+	// lastTook is how long the last poll's request took; the next waits at
+	// least as long, so a listing of thousands of jobs (a second or more)
+	// never keeps slurmrestd busy more than half the time.
+	lastTook time.Duration
 	// listedAt is when the last conditional listing started, for the next
 	// one's ChangedSince; zero forces an unconditional one.
 	listedAt time.Time
@@ -545,7 +549,7 @@ func (f *freshJobs) due(now time.Time) (wait time.Duration, ok bool) {
 		delay = min(freshSlowDelay, freshFastDelay<<int((age-freshFastFor)/time.Second+1))
 	}
 	// Never sooner than one delay after the newest submit: it is queued.
-	next := f.lastPoll.Add(delay)
+	next := f.lastPoll.Add(max(delay, f.lastTook))
 	if first := newest.Add(freshFastDelay); first.After(next) {
 		next = first
 	}
@@ -602,6 +606,11 @@ func (b *Bridge) pollFreshOnce(ctx context.Context) error {
 	if len(watched) == 0 {
 		return nil
 	}
+	defer func() {
+		f.mu.Lock()
+		f.lastTook = b.now().Sub(start)
+		f.mu.Unlock()
+	}()
 	found := map[slurmctl.JobID]*slurmctl.Job{}
 	if len(watched) == 1 {
 		for id, w := range watched {

@@ -326,8 +326,12 @@ func (b *Bridge) CreateSession(ctx context.Context, a Actor, req SessionRequest)
 			return Session{}, err
 		}
 	}
-	if err := b.submitOnce(ctx, id); err != nil {
+	s, ok, err := b.submitOnce(ctx, id, p)
+	if err != nil {
 		b.log.Warn("session submit deferred to the reconciler", "session", id, "err", err)
+	}
+	if ok {
+		return s, nil
 	}
 	return b.sessionByID(ctx, id)
 }

@@ -448,3 +448,143 @@ func TestSessionIdempotencyKey(t *testing.T) {
 		t.Fatalf("%d jobs for an idempotent create, want 1", len(jobs))
 	}
 }
+
+func TestReconcileConditionalListingSeesScancel(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := t.Context()
+	s, err := w.b.CreateSession(ctx, w.alice, w.batch("sleep 300"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitState(t, w.alice, s.ID, time.Minute, StateRunning)
+	// The world's passes so far listed everything once, then conditionally.
+	st, err := w.b.ReconcileOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Listing == ListingFull || st.SlurmRequests != 1 {
+		t.Errorf("a pass after the first: %s listing, %d Slurm requests; want a conditional one, 1 request", st.Listing, st.SlurmRequests)
+	}
+	// Cancelled behind the gateway's back: a conditional listing must see it.
+	w.env.Run(t, "scancel", fmt.Sprint(*s.JobID))
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := w.b.ReconcileOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := w.b.Session(ctx, w.alice, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State == StateTerminated {
+			if got.StatusMessage != "cancelled in Slurm (scancel)" {
+				t.Errorf("scancelled session: %q", got.StatusMessage)
+			}
+			if st.Listing == ListingFull {
+				t.Errorf("the scancel was seen by a full listing; want the conditional one to see it")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session stayed %s after scancel (%s)", got.State, got.StatusMessage)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestFreshJobsStartWithoutWaitingForTheTick(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	// A tick far longer than the test: only the fresh-job poll can move the
+	// sessions once the first pass has run.
+	w.b.cfg.ReconcileInterval = time.Hour
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.b.RunReconciler(ctx)
+	}()
+	defer func() { stop(); <-done }()
+	for w.b.LastReconcile().Took == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Two at once (one listing per poll for both), then one alone (its job).
+	var ids []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := w.b.CreateSession(ctx, w.alice, w.batch("sleep 300"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			ids = append(ids, s.ID)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	s, err := w.b.CreateSession(ctx, w.bob, w.batch("sleep 300"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, s.ID)
+
+	// Other tests share the cluster: a job that Slurm itself starts late
+	// (after the fresh window) says nothing about the poll and is left to the
+	// tick; every job that starts within the window must show at once.
+	checked := 0
+	for _, id := range ids {
+		sess, err := w.b.Session(ctx, w.admin, id)
+		if err != nil || sess.JobID == nil {
+			t.Fatalf("session %s: %v, job %v", id, err, sess.JobID)
+		}
+		var started time.Time
+		for deadline := time.Now().Add(time.Minute); started.IsZero(); {
+			j, err := w.slurm.Job(ctx, sess.Owner, slurmctl.JobID(*sess.JobID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case j.State == slurmctl.JobRunning:
+				started = time.Now()
+			case j.State != slurmctl.JobPending || time.Now().After(deadline):
+				t.Fatalf("job %d of session %s is %s (%s)", j.ID, id, j.State, j.Reason)
+			default:
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		// The poll lists every job when it watches several: with hundreds
+		// left by other tests, under -race, that takes a second or two.
+		const lag = 5 * time.Second
+		if started.Sub(sess.CreatedAt) > freshWindow-lag {
+			t.Logf("session %s: Slurm started its job %v after the submit, beyond the fresh window; not checked",
+				id, started.Sub(sess.CreatedAt).Round(time.Millisecond))
+			continue
+		}
+		checked++
+		for deadline := started.Add(lag); ; {
+			got, err := w.b.Session(ctx, w.admin, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State == StateRunning {
+				break
+			}
+			if got.State != StatePending || time.Now().After(deadline) {
+				t.Fatalf("session %s is %s (%s) %v after Slurm started its job; the fresh-job poll should have moved it",
+					id, got.State, got.StatusMessage, lag)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if checked == 0 {
+		t.Fatal("the cluster was too busy to start any of the jobs within the fresh window; rerun the test alone")
+	}
+}

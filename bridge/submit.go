@@ -46,19 +46,26 @@ func (b *Bridge) withSessionLock(ctx context.Context, id string, fn func() error
 	return true, fn()
 }
 
-// submitOnce submits a session still marked "submitting", unless a job for
-// it already exists (known, when the caller has just listed Slurm's jobs).
-func (b *Bridge) submitOnce(ctx context.Context, id string) error {
-	return b.submitOrAdopt(ctx, id, nil)
+// submitOnce submits a session CreateSession has just admitted. It returns
+// the session as submitted, or ok false when the submit did not happen (it
+// failed, or another goroutine or replica holds the session).
+func (b *Bridge) submitOnce(ctx context.Context, id string, p *sessionPlan) (s Session, ok bool, err error) {
+	s, err = b.submitOrAdopt(ctx, id, nil, p)
+	return s, err == nil && s.JobID != nil, err
 }
 
-func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmctl.Job) error {
+// submitOrAdopt submits a session still marked "submitting", unless a job
+// for it already exists (known, when the caller has just listed Slurm's
+// jobs). p, when not nil, is the plan the session was admitted with; it
+// spares re-reading the image and scaling group.
+func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmctl.Job, p *sessionPlan) (Session, error) {
 	select {
 	case b.submits <- struct{}{}:
 		defer func() { <-b.submits }()
 	case <-ctx.Done():
-		return ctx.Err()
+		return Session{}, ctx.Err()
 	}
+	var out Session
 	_, err := b.withSessionLock(ctx, id, func() error {
 		s, err := b.sessionByID(ctx, id)
 		if err != nil || s.State != StatePending || s.SubState != subSubmitting {
@@ -67,7 +74,12 @@ func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmct
 		if existing != nil {
 			return b.recordSubmitted(ctx, s, existing.ID, "adopted job %d found by its comment after a gateway restart")
 		}
-		spec, err := b.jobSpec(ctx, s)
+		var spec slurmctl.JobSpec
+		if p != nil && p.image.Ref() == s.Image && p.sg.Name == s.ScalingGroup {
+			spec, err = b.renderJob(s, p.image, p.sg)
+		} else {
+			spec, err = b.jobSpec(ctx, s)
+		}
 		if err != nil {
 			return b.fail(ctx, s, "cannot prepare the job: "+err.Error())
 		}
@@ -90,20 +102,25 @@ func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmct
 			return err
 		}
 		b.recon.fresh.add(s.ID, s.Owner, jobID, b.now())
+		j := int64(jobID)
+		s.JobID, s.SubState, s.StatusMessage = &j, subQueued, queuedMessage
+		out = s
 		return nil
 	})
-	return err
+	return out, err
 }
 
+const queuedMessage = "queued in Slurm"
+
+// recordSubmitted records the job and its event in one statement: a single
+// statement is atomic, and on the create path every round trip counts.
 func (b *Bridge) recordSubmitted(ctx context.Context, s Session, jobID slurmctl.JobID, format string) error {
-	return pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE sessions SET job_id = $2, sub_state = $3, status_message = 'queued in Slurm',
-			updated_at = now() WHERE id = $1`, s.ID, int64(jobID), subQueued)
-		if err != nil {
-			return err
-		}
-		return recordEvent(ctx, tx, s.ID, "submitted", StatePending, StatePending, fmt.Sprintf(format, jobID))
-	})
+	_, err := b.db.Exec(ctx, `WITH s AS (
+			UPDATE sessions SET job_id = $2, sub_state = $3, status_message = $4, updated_at = now() WHERE id = $1 RETURNING id)
+		INSERT INTO session_events (session_id, kind, from_state, to_state, message)
+			SELECT id, 'submitted', $5, $5, $6 FROM s`,
+		s.ID, int64(jobID), subQueued, queuedMessage, string(StatePending), fmt.Sprintf(format, jobID))
+	return err
 }
 
 // fail ends a session in ERROR with a message the user can act on.
@@ -142,6 +159,11 @@ func (b *Bridge) jobSpec(ctx context.Context, s Session) (slurmctl.JobSpec, erro
 	if err != nil {
 		return slurmctl.JobSpec{}, err
 	}
+	return b.renderJob(s, img, sg)
+}
+
+// renderJob is jobSpec with the image and scaling group already read.
+func (b *Bridge) renderJob(s Session, img Image, sg ScalingGroup) (slurmctl.JobSpec, error) {
 	rt, err := apptainer.Lookup(cmpOr(img.Runtime, sg.Runtime))
 	if err != nil {
 		return slurmctl.JobSpec{}, err
