@@ -52,9 +52,13 @@ type JobFilter struct {
 	NamePrefix    string
 	CommentPrefix string
 	User          string
-	// ChangedSince makes the listing conditional: slurmctld answers with
-	// every job if any job changed after this time, and otherwise with
-	// nothing, which Jobs reports as ErrNoChange.
+	// ChangedSince makes the listing conditional (update_time): slurmctld
+	// answers with every job if any job changed at or after this time's
+	// second, and otherwise with nothing, which Jobs reports as ErrNoChange.
+	// Every job, not the changed ones: slurmctld compares the time with one
+	// cluster-wide "last job update" stamp (measured on Slurm 22.05; see
+	// TestClusterChangedSinceListsEveryJobOrNone). It is slurmctld's clock
+	// that counts, in whole seconds: callers step back a second or so.
 	ChangedSince time.Time
 }
 
