@@ -25,13 +25,13 @@ func (s *Server) orgRoutes() []route {
 
 		{method: "POST", pattern: "/api/v1/projects", summary: "Create a project in a domain",
 			access: authenticated, handler: s.createProject, status: http.StatusCreated,
-			request: createProjectRequest{}, response: bridge.Project{}},
+			request: bridge.NewProject{}, response: bridge.Project{}},
 		{method: "GET", pattern: "/api/v1/projects", summary: "List the projects the caller may see",
 			access: authenticated, handler: s.listProjects, response: page[bridge.Project]{}},
 		{method: "GET", pattern: "/api/v1/projects/{id}", summary: "Get a project",
 			access: authenticated, handler: s.getProject, response: bridge.Project{}},
-		{method: "PATCH", pattern: "/api/v1/projects/{id}", summary: "Change a project's description or deactivate it",
-			access: authenticated, handler: s.updateProject, request: orgUpdate{}, response: bridge.Project{}},
+		{method: "PATCH", pattern: "/api/v1/projects/{id}", summary: "Change a project's description or POSIX group (gid), or deactivate it",
+			access: authenticated, handler: s.updateProject, request: bridge.ProjectUpdate{}, response: bridge.Project{}},
 		{method: "GET", pattern: "/api/v1/projects/{id}/members", summary: "List a project's members",
 			access: authenticated, handler: s.listMembers, response: page[bridge.Membership]{}},
 		{method: "PUT", pattern: "/api/v1/projects/{id}/members/{user_id}", summary: "Add a user to a project or change their project role",
@@ -133,18 +133,14 @@ func (s *Server) updateDomain(w http.ResponseWriter, r *http.Request) {
 	answer(w, r, http.StatusOK, d, err)
 }
 
-type createProjectRequest struct {
-	Domain      string `json:"domain"`
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
-}
-
+// createProject creates a project; an optional gid gives it its POSIX
+// group in the same step, so a bad gid leaves no project behind.
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
-	var in createProjectRequest
+	var in bridge.NewProject
 	if !decodeJSON(w, r, &in) {
 		return
 	}
-	p, err := s.b.CreateProject(r.Context(), ActorFrom(r.Context()), in.Domain, in.Name, in.Description)
+	p, err := s.b.CreateProjectFrom(r.Context(), ActorFrom(r.Context()), in)
 	answer(w, r, http.StatusCreated, p, err)
 }
 
@@ -167,11 +163,11 @@ func (s *Server) updateProject(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var in orgUpdate
+	var in bridge.ProjectUpdate
 	if !decodeJSON(w, r, &in) {
 		return
 	}
-	p, err := s.b.UpdateProject(r.Context(), ActorFrom(r.Context()), id, in.Description, in.Active)
+	p, err := s.b.UpdateProject(r.Context(), ActorFrom(r.Context()), id, in)
 	answer(w, r, http.StatusOK, p, err)
 }
 

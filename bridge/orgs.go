@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"os/user"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,13 +27,17 @@ type Domain struct {
 // Project is a group of users inside a domain; it becomes the Slurm account
 // "<domain>.<project>" whose parent is the domain's account.
 type Project struct {
-	ID          int64     `json:"id"`
-	DomainID    int64     `json:"domain_id"`
-	Domain      string    `json:"domain"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	Active      bool      `json:"active"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID          int64  `json:"id"`
+	DomainID    int64  `json:"domain_id"`
+	Domain      string `json:"domain"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Active      bool   `json:"active"`
+	// GID is the project's POSIX group: its folders belong to it (mode
+	// 2770), so its members' jobs share them through the file system. Nil
+	// until an admin sets it; a project without one cannot have folders.
+	GID       *int      `json:"gid"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Account is the project's Slurm account name.
@@ -158,34 +164,86 @@ func (b *Bridge) UpdateDomain(ctx context.Context, a Actor, name string, descrip
 
 // --- projects ---------------------------------------------------------------
 
-const projectCols = `p.id, p.domain_id, d.name, p.name, p.description, p.active, p.created_at`
+const projectCols = `p.id, p.domain_id, d.name, p.name, p.description, p.active, p.gid, p.created_at`
 
 func scanProject(r pgx.Row) (Project, error) {
 	var p Project
-	err := r.Scan(&p.ID, &p.DomainID, &p.Domain, &p.Name, &p.Description, &p.Active, &p.CreatedAt)
+	err := r.Scan(&p.ID, &p.DomainID, &p.Domain, &p.Name, &p.Description, &p.Active, &p.GID, &p.CreatedAt)
 	return p, err
 }
 
-// CreateProject adds a project to a domain. Superadmins and the domain's admins.
+// NewProject is what creating a project takes; GID is optional.
+type NewProject struct {
+	Domain      string `json:"domain"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	GID         *int   `json:"gid,omitempty"`
+}
+
+// CreateProject adds a project without a POSIX group to a domain.
+// Superadmins and the domain's admins.
 func (b *Bridge) CreateProject(ctx context.Context, a Actor, domain, name, description string) (Project, error) {
-	d, err := b.DomainByName(ctx, a, domain)
+	return b.CreateProjectFrom(ctx, a, NewProject{Domain: domain, Name: name, Description: description})
+}
+
+// CreateProjectFrom adds a project to a domain, with its POSIX group when
+// np.GID is set (see [CheckProjectGID]). Superadmins and the domain's admins.
+func (b *Bridge) CreateProjectFrom(ctx context.Context, a Actor, np NewProject) (Project, error) {
+	d, err := b.DomainByName(ctx, a, np.Domain)
 	if err != nil {
 		return Project{}, err
 	}
 	if !a.adminsDomain(d.ID) {
-		return Project{}, forbidden("only admins of domain %s may create projects in it", domain)
+		return Project{}, forbidden("only admins of domain %s may create projects in it", np.Domain)
 	}
-	if err := checkOrgName("name", name); err != nil {
+	if err := checkOrgName("name", np.Name); err != nil {
 		return Project{}, err
 	}
+	if np.GID != nil {
+		if err := CheckProjectGID(*np.GID); err != nil {
+			return Project{}, err
+		}
+	}
 	var id int64
-	err = b.db.QueryRow(ctx, `INSERT INTO projects (domain_id, name, description) VALUES ($1, $2, $3) RETURNING id`,
-		d.ID, name, description).Scan(&id)
+	err = b.db.QueryRow(ctx, `INSERT INTO projects (domain_id, name, description, gid) VALUES ($1, $2, $3, $4) RETURNING id`,
+		d.ID, np.Name, np.Description, np.GID).Scan(&id)
 	if err != nil {
-		return Project{}, dbError(err, "project "+domain+"/"+name)
+		return Project{}, dbError(err, "project "+np.Domain+"/"+np.Name)
 	}
 	b.notifyOrgChange()
 	return b.projectByID(ctx, b.db, id)
+}
+
+// minProjectGID is the lowest group id a project may take: below it are
+// the system's own groups (Debian's and Red Hat's GID_MIN is 1000). Giving
+// a project "disk", "shadow" or "sudo" would hand every file its members
+// write to that group, and every member of it the project's folders.
+const minProjectGID = 1000
+
+// CheckProjectGID checks that gid can be a project's POSIX group: an
+// ordinary (not a system) group that the gateway host resolves, as the
+// compute nodes must (files, LDAP through sssd). A gid unknown here would
+// make folders that no member's job can open, since membership is what
+// grants access to a 2770 folder.
+func CheckProjectGID(gid int) error {
+	if gid <= 0 {
+		return invalid("gid", "gid %d: give the project's POSIX group id, a positive number", gid)
+	}
+	if gid < minProjectGID {
+		return invalid("gid", "gid %d is a system group (below %d); create a group for the project (groupadd PROJECT) and give its gid", gid, minProjectGID)
+	}
+	if gid == 65534 {
+		return invalid("gid", "gid 65534 is nogroup; create a group for the project (groupadd PROJECT) and give its gid")
+	}
+	_, err := user.LookupGroupId(strconv.Itoa(gid))
+	var unknown user.UnknownGroupIdError
+	if errors.As(err, &unknown) {
+		return invalid("gid", "no group has gid %d on the gateway host; create it (groupadd -g %d PROJECT) or make the directory that holds it known to the gateway (NSS/sssd), as it is to the compute nodes; `getent group %d` must find it", gid, gid, gid)
+	}
+	if err != nil {
+		return &Error{Kind: KindUnavailable, Message: fmt.Sprintf("looking up gid %d in the gateway host's group database failed; check NSS/sssd", gid), Err: err}
+	}
+	return nil
 }
 
 func (b *Bridge) projectByID(ctx context.Context, q querier, id int64) (Project, error) {
@@ -230,8 +288,19 @@ func (b *Bridge) Projects(ctx context.Context, a Actor) ([]Project, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Project, error) { return scanProject(r) })
 }
 
-// UpdateProject changes a project's description or deactivates it.
-func (b *Bridge) UpdateProject(ctx context.Context, a Actor, id int64, description *string, active *bool) (Project, error) {
+// ProjectUpdate holds the fields an update may change; nil leaves a field
+// alone. A project's group, once set, can be changed but not removed.
+type ProjectUpdate struct {
+	Description *string `json:"description,omitempty"`
+	Active      *bool   `json:"active,omitempty"`
+	GID         *int    `json:"gid,omitempty"`
+}
+
+// UpdateProject changes a project's description or POSIX group, or
+// deactivates it. Its group can change only while it has no folders: the
+// files in them keep the group they were written with, and a new group's
+// members could not reach them.
+func (b *Bridge) UpdateProject(ctx context.Context, a Actor, id int64, up ProjectUpdate) (Project, error) {
 	p, err := b.Project(ctx, a, id)
 	if err != nil {
 		return Project{}, err
@@ -239,10 +308,36 @@ func (b *Bridge) UpdateProject(ctx context.Context, a Actor, id int64, descripti
 	if !a.adminsDomain(p.DomainID) {
 		return Project{}, forbidden("only admins of domain %s may change its projects", p.Domain)
 	}
-	_, err = b.db.Exec(ctx, `UPDATE projects SET description = COALESCE($2, description),
-		active = COALESCE($3, active), updated_at = now() WHERE id = $1`, id, description, active)
+	if up.GID != nil {
+		if err := CheckProjectGID(*up.GID); err != nil {
+			return Project{}, err
+		}
+	}
+	tx, err := b.db.Begin(ctx)
+	if err != nil {
+		return Project{}, err
+	}
+	defer tx.Rollback(ctx)
+	if up.GID != nil {
+		// FOR UPDATE: of two concurrent changes, the second sees the first.
+		var old *int
+		var folders int
+		err := tx.QueryRow(ctx, `SELECT gid, (SELECT count(*) FROM vfolders WHERE project_id = p.id)
+			FROM projects p WHERE id = $1 FOR UPDATE`, id).Scan(&old, &folders)
+		if err != nil {
+			return Project{}, dbError(err, "project "+p.Path())
+		}
+		if old != nil && *old != *up.GID && folders > 0 {
+			return Project{}, conflict("project %s has %d folder(s) whose files belong to gid %d; a new group's members could not use them. Delete the folders first, or change the group on disk (chgrp -R) and ask an operator to update the project", p.Path(), folders, *old)
+		}
+	}
+	_, err = tx.Exec(ctx, `UPDATE projects SET description = COALESCE($2, description),
+		active = COALESCE($3, active), gid = COALESCE($4, gid), updated_at = now() WHERE id = $1`, id, up.Description, up.Active, up.GID)
 	if err != nil {
 		return Project{}, dbError(err, "project "+p.Path())
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Project{}, err
 	}
 	b.notifyOrgChange()
 	return b.projectByID(ctx, b.db, id)

@@ -19,13 +19,33 @@ type Domain struct {
 
 // Project is a group of users in a domain: a Slurm account under it.
 type Project struct {
-	ID          int64     `json:"id"`
-	DomainID    int64     `json:"domain_id"`
-	Domain      string    `json:"domain"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	Active      bool      `json:"active"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID          int64  `json:"id"`
+	DomainID    int64  `json:"domain_id"`
+	Domain      string `json:"domain"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Active      bool   `json:"active"`
+	// GID is the project's POSIX group, which its folders belong to; nil
+	// until an admin sets it.
+	GID       *int      `json:"gid"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// NewProject is a project to create; GID, when set, must be an existing
+// (non-system) group on the gateway host.
+type NewProject struct {
+	Domain      string `json:"domain"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	GID         *int   `json:"gid,omitempty"`
+}
+
+// ProjectUpdate changes a project's fields that are not nil. The group can
+// change only while the project has no folders.
+type ProjectUpdate struct {
+	Description *string `json:"description,omitempty"`
+	Active      *bool   `json:"active,omitempty"`
+	GID         *int    `json:"gid,omitempty"`
 }
 
 // User is a person known to the gateway.
@@ -141,12 +161,12 @@ func (c *Client) UpdateDomain(ctx context.Context, name string, up OrgUpdate) (*
 
 // CreateProject creates a project in a domain.
 func (c *Client) CreateProject(ctx context.Context, domain, name, description string) (*Project, error) {
-	in := struct {
-		Domain      string `json:"domain"`
-		Name        string `json:"name"`
-		Description string `json:"description,omitempty"`
-	}{domain, name, description}
-	return call[Project](ctx, c, http.MethodPost, "/api/v1/projects", in)
+	return c.CreateProjectFrom(ctx, NewProject{Domain: domain, Name: name, Description: description})
+}
+
+// CreateProjectFrom creates a project, with its POSIX group if np.GID is set.
+func (c *Client) CreateProjectFrom(ctx context.Context, np NewProject) (*Project, error) {
+	return call[Project](ctx, c, http.MethodPost, "/api/v1/projects", np)
 }
 
 // Projects lists the projects the caller may see.
@@ -159,8 +179,14 @@ func (c *Client) Project(ctx context.Context, projectID int64) (*Project, error)
 	return call[Project](ctx, c, http.MethodGet, "/api/v1/projects/"+idSeg(projectID), nil)
 }
 
-// UpdateProject changes a project.
+// UpdateProject changes a project's description or activity.
 func (c *Client) UpdateProject(ctx context.Context, projectID int64, up OrgUpdate) (*Project, error) {
+	return c.PatchProject(ctx, projectID, ProjectUpdate{Description: up.Description, Active: up.Active})
+}
+
+// PatchProject changes a project's fields that are set in up, its POSIX
+// group included.
+func (c *Client) PatchProject(ctx context.Context, projectID int64, up ProjectUpdate) (*Project, error) {
 	return call[Project](ctx, c, http.MethodPatch, "/api/v1/projects/"+idSeg(projectID), up)
 }
 

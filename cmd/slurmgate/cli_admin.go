@@ -67,6 +67,25 @@ func optString(cmd *cli.Command, name string) *string {
 	return &v
 }
 
+func optInt(cmd *cli.Command, name string) *int {
+	if !cmd.IsSet(name) {
+		return nil
+	}
+	v := cmd.Int(name)
+	return &v
+}
+
+// gidFlag sets a project's POSIX group.
+var gidFlag = &cli.IntFlag{Name: "gid", Usage: "the project's POSIX group `GID` (an existing group; its folders belong to it)"}
+
+// formatGID shows an unset group as "-".
+func formatGID(gid *int) string {
+	if gid == nil {
+		return "-"
+	}
+	return strconv.Itoa(*gid)
+}
+
 func optBool(cmd *cli.Command, name string) *bool {
 	if !cmd.IsSet(name) {
 		return nil
@@ -161,18 +180,23 @@ func adminProjectCommand() *cli.Command {
 		Usage: "list, create and change projects (through the REST API)",
 		Description: `Examples:
    slurmgate admin project ls
-   slurmgate admin project create acme/vision --description "vision group"
-   slurmgate admin project update acme/vision --active=false`,
+   slurmgate admin project create acme/vision --description "vision group" --gid 5001
+   slurmgate admin project update acme/vision --gid 5001
+   slurmgate admin project update acme/vision --active=false
+
+--gid is the project's POSIX group (an existing, non-system group, as
+` + "`getent group GID`" + ` shows on the gateway host): its folders belong to it, mode 2770,
+so its members' jobs share them. A project needs one before it can have folders.`,
 		Commands: []*cli.Command{
 			{Name: "ls", Usage: "list projects", Flags: []cli.Flag{jsonFlag},
 				Action: func(ctx context.Context, cmd *cli.Command) error {
-					return listAndPrint(ctx, cmd, (*client.Client).Projects, []string{"ID", "PROJECT", "ACTIVE", "DESCRIPTION"},
+					return listAndPrint(ctx, cmd, (*client.Client).Projects, []string{"ID", "PROJECT", "ACTIVE", "GID", "DESCRIPTION"},
 						func(p client.Project) []string {
-							return []string{fmt.Sprint(p.ID), p.Domain + "/" + p.Name, strconv.FormatBool(p.Active), p.Description}
+							return []string{fmt.Sprint(p.ID), p.Domain + "/" + p.Name, strconv.FormatBool(p.Active), formatGID(p.GID), p.Description}
 						})
 				}},
 			{Name: "create", Usage: "create a project in a domain", ArgsUsage: "DOMAIN/NAME",
-				Flags: []cli.Flag{&cli.StringFlag{Name: "description"}, jsonFlag},
+				Flags: []cli.Flag{&cli.StringFlag{Name: "description"}, gidFlag, jsonFlag},
 				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *client.Client) error {
 					if err := args(cmd, 1); err != nil {
 						return err
@@ -181,14 +205,15 @@ func adminProjectCommand() *cli.Command {
 					if !ok {
 						return usageErrorf("project %q: want DOMAIN/NAME", cmd.Args().First())
 					}
-					p, err := c.CreateProject(ctx, domain, name, cmd.String("description"))
+					p, err := c.CreateProjectFrom(ctx, client.NewProject{Domain: domain, Name: name,
+						Description: cmd.String("description"), GID: optInt(cmd, "gid")})
 					if err != nil {
 						return err
 					}
 					return printOne(cmd, p, fmt.Sprintf("project %s/%s created (id %d)", p.Domain, p.Name, p.ID))
 				})},
 			{Name: "update", Usage: "change a project's description or deactivate it", ArgsUsage: "DOMAIN/NAME|ID",
-				Flags: []cli.Flag{&cli.StringFlag{Name: "description"}, &cli.BoolFlag{Name: "active"}, jsonFlag},
+				Flags: []cli.Flag{&cli.StringFlag{Name: "description"}, &cli.BoolFlag{Name: "active"}, gidFlag, jsonFlag},
 				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *client.Client) error {
 					if err := args(cmd, 1); err != nil {
 						return err
@@ -197,7 +222,8 @@ func adminProjectCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					p, err = c.UpdateProject(ctx, p.ID, client.OrgUpdate{Description: optString(cmd, "description"), Active: optBool(cmd, "active")})
+					p, err = c.PatchProject(ctx, p.ID, client.ProjectUpdate{Description: optString(cmd, "description"),
+						Active: optBool(cmd, "active"), GID: optInt(cmd, "gid")})
 					if err != nil {
 						return err
 					}
