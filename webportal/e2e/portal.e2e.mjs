@@ -139,6 +139,52 @@ const scenarios = {
     await shot(page, "refused");
   },
 
+  // An interactive session: open the terminal, run a command, see its
+  // output; then sign out in another tab and see the open terminal close.
+  async terminal({ page }) {
+    await signInLDAP(page, "alice", world.AliceLDAPPassword);
+    await page.goto(world.URL + "/launch");
+    await page.getByLabel("Interactive").check();
+    await page.getByLabel("Name").fill("portal-shell");
+    await page.getByLabel("CPUs").fill("1");
+    await page.getByLabel("Memory (GiB)").fill("0.25");
+    await page.getByLabel("Minutes").fill("10");
+    await page.getByLabel("Hours").fill("0");
+    await page.getByRole("button", { name: "Launch", exact: true }).click();
+    await page.waitForURL(/\/sessions\/[^/]+$/);
+    await page.locator('h1 .badge[data-state="RUNNING"]').waitFor({ timeout: 120_000 });
+    // The terminal needs the session's agent connected to the gateway.
+    const id = page.url().split("/").pop();
+    const connected = await page.evaluate(async (url) => {
+      for (let i = 0; i < 40; i++) {
+        const r = await fetch(url, { credentials: "same-origin" });
+        if (r.ok && (await r.json()).agent_connected) return true;
+        await new Promise((res) => setTimeout(res, 500));
+      }
+      return false;
+    }, `/api/v1/sessions/${id}/apps`);
+    if (!connected) {
+      await shot(page, "no-agent");
+      throw Object.assign(new Error("the session's agent never connected to the gateway"), { exitCode: agentMissingExit });
+    }
+    await page.getByRole("button", { name: "Open terminal" }).click();
+    await page.locator(".terminal .xterm").waitFor();
+    await page.locator(".terminal textarea").focus();
+    await page.keyboard.type("echo portal-$((6*7))\n", { delay: 20 });
+    await page.locator(".terminal .xterm-rows", { hasText: "portal-42" }).waitFor({ timeout: 20_000 });
+    await shot(page, "terminal");
+    // Sign out from a second tab: the gateway must close this tab's terminal.
+    const other = await page.context().newPage();
+    await other.goto(page.url());
+    await other.getByRole("button", { name: "Sign out" }).click();
+    await other.waitForURL(/\/login/);
+    const t0 = Date.now();
+    await page.locator(".terminal[data-closed]").waitFor({ timeout: 5_000 });
+    log(`terminal closed ${Date.now() - t0} ms after sign-out`);
+    await shot(page, "terminal-closed");
+    await other.close();
+  },
+
   // The superadmin creates a project, adds bob, and signs out.
   async admin({ page }) {
     await signInKeypair(page, world.Admin);
@@ -184,6 +230,9 @@ const scenarios = {
   },
 };
 
+// The exit status that says an interactive session's agent never connected.
+const agentMissingExit = 3;
+
 const run = scenarios[scenario];
 if (!run) {
   console.error(`unknown scenario ${scenario}; known: ${Object.keys(scenarios).join(", ")}`);
@@ -197,7 +246,7 @@ try {
 } catch (e) {
   await shot(b.page, "failure").catch(() => {});
   console.error(`${scenario} failed at ${b.page.url()}: ${e.stack ?? e}`);
-  process.exitCode = 1;
+  process.exitCode = e.exitCode ?? 1;
 } finally {
   await b.close();
 }

@@ -1,6 +1,6 @@
 // The embedded terminal: xterm.js over the session's terminal WebSocket
 // (binary messages carry bytes both ways; a text message {"resize":[rows,cols]}
-// tells the PTY its size). Loaded on demand: xterm is most of the portal's
+// tells the PTY its size; the server's last text message is {"exit_code":N}). Loaded on demand: xterm is most of the portal's
 // weight and only this page needs it. (Its small stylesheet is in the main
 // bundle: esbuild does not load a lazy chunk's CSS.)
 import { Terminal } from "@xterm/xterm";
@@ -26,24 +26,41 @@ export function openTerminal(el: HTMLElement, sessionID: string, onClose: (reaso
   fit.fit();
 
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${proto}//${location.host}/api/v1/sessions/${encodeURIComponent(sessionID)}/terminal`);
+  const ws = new WebSocket(`${proto}//${location.host}/api/v1/sessions/${encodeURIComponent(sessionID)}/terminal?rows=${term.rows}&cols=${term.cols}`);
   ws.binaryType = "arraybuffer";
   const enc = new TextEncoder();
   const sendSize = () => {
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ resize: [term.rows, term.cols] }));
   };
+  let opened = false;
   ws.onopen = () => {
+    opened = true;
     sendSize();
     term.focus();
   };
+  let exitCode: number | undefined;
   ws.onmessage = (e) => {
-    if (e.data instanceof ArrayBuffer) term.write(new Uint8Array(e.data));
-    else term.write(String(e.data));
+    if (e.data instanceof ArrayBuffer) {
+      term.write(new Uint8Array(e.data));
+      return;
+    }
+    try {
+      const msg = JSON.parse(String(e.data)) as { exit_code?: number };
+      if (typeof msg.exit_code === "number") exitCode = msg.exit_code;
+    } catch {
+      // Not a control message: nothing else is sent as text.
+    }
   };
   let closedByUs = false;
   ws.onclose = (e) => {
     term.options.disableStdin = true;
-    const reason = closedByUs ? "closed" : e.reason || (e.code === 1000 ? "the shell ended" : `connection closed (code ${e.code})`);
+    const reason = closedByUs
+      ? "closed"
+      : exitCode !== undefined
+        ? `the shell exited with code ${exitCode}`
+        : !opened
+          ? "could not connect: the session's agent may still be starting; reopen in a few seconds"
+          : e.reason || (e.code === 1000 ? "the shell ended" : `connection closed (code ${e.code})`);
     term.write(`\r\n\x1b[2m[terminal ${reason}]\x1b[0m\r\n`);
     el.dataset.closed = "true";
     onClose(reason);
