@@ -257,7 +257,7 @@ func TestPortalInBrowser(t *testing.T) {
 	w := newWorld(t)
 	// In order: each builds on what the one before left (alice's finished
 	// session shows on the phone dashboard).
-	for _, sc := range []string{"batch", "over-quota", "terminal", "admin", "phone"} {
+	for _, sc := range []string{"batch", "over-quota", "keypairs", "terminal", "admin", "phone"} {
 		t.Run(sc, func(t *testing.T) { browse(t, w, sc) })
 	}
 }

@@ -185,6 +185,26 @@ const scenarios = {
     await other.close();
   },
 
+  // Alice creates a keypair (its secret shown once), then revokes it.
+  async keypairs({ page }) {
+    await signInLDAP(page, "alice", world.AliceLDAPPassword);
+    await page.getByRole("link", { name: "Keypairs" }).click();
+    await page.getByRole("heading", { name: "API keypairs" }).waitFor();
+    await page.getByLabel("Description").fill("laptop CLI");
+    await page.getByRole("button", { name: "Create keypair" }).click();
+    const secret = page.locator("[data-secret-key]");
+    await secret.waitFor();
+    const ak = (await page.locator("code[data-access-key]").textContent()).trim();
+    expect((await secret.textContent()).trim().length >= 20, "a secret key shown once");
+    await page.locator(`tr[data-access-key="${ak}"]`).waitFor();
+    await shot(page, "created");
+    page.once("dialog", (d) => d.accept());
+    await page.getByRole("button", { name: `Revoke keypair ${ak}` }).click();
+    await page.locator(`tr[data-access-key="${ak}"]`).waitFor({ state: "detached" });
+    await page.reload();
+    expect((await page.locator("[data-secret-key]").count()) === 0, "the secret not shown again");
+  },
+
   // The superadmin creates a project, adds bob, and signs out.
   async admin({ page }) {
     await signInKeypair(page, world.Admin);
