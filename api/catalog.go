@@ -35,7 +35,11 @@ func (s *Server) catalogRoutes() []route {
 			access: authenticated, handler: s.listImages, response: page[bridge.Image]{}},
 		{method: "GET", pattern: "/api/v1/images/{ref...}", summary: `Get an image by "name[:tag]" (tag "latest" when omitted)`,
 			access: authenticated, handler: s.getImage, response: bridge.Image{}},
-		{method: "POST", pattern: "/api/v1/images", summary: "Add an image to the catalogue",
+		// An image the gateway can read is inspected on the way in: its
+		// architecture, labels and the services and minimum resources its
+		// Slurmgate labels declare appear in the image's JSON ("architecture",
+		// "labels", "info"); bad labels are refused with the label named.
+		{method: "POST", pattern: "/api/v1/images", summary: "Add an image to the catalogue (a SIF or directory the gateway can read is inspected for its architecture and labels)",
 			access: superadmin, handler: s.createImage, status: http.StatusCreated,
 			request: bridge.Image{}, response: bridge.Image{}},
 		{method: "DELETE", pattern: "/api/v1/images/{ref...}", summary: "Remove an image from the catalogue",

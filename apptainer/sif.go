@@ -14,7 +14,8 @@ import (
 // ImageFile is what inspecting an image on disk found.
 type ImageFile struct {
 	Path string `json:"path"`
-	// Format is "sif" or "dir" (an unpacked root filesystem).
+	// Format is "sif" or "dir" (an unpacked root filesystem); empty when
+	// the path is not an image (InspectImage's error says why).
 	Format string `json:"format"`
 	// Arch is the Go name of the primary partition's architecture ("amd64");
 	// empty for directories.
@@ -74,12 +75,12 @@ func InspectImage(path string) (ImageFile, error) {
 }
 
 func inspectSIF(path string, img *ImageFile) error {
-	img.Format = "sif"
 	f, err := sif.LoadContainerFromPath(path, sif.OptLoadWithFlag(os.O_RDONLY))
 	if err != nil {
 		return fmt.Errorf("image %s is neither a directory nor a SIF file: %w", path, err)
 	}
 	defer f.UnloadContainer()
+	img.Format = "sif"
 	img.ID = f.ID()
 	d, err := f.GetDescriptor(sif.WithPartitionType(sif.PartPrimSys))
 	if err != nil {

@@ -3,11 +3,15 @@ package bridge
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/slurmgate/slurmgate/apptainer"
 )
 
 // ScalingGroup is where sessions run: partitions of one Slurm cluster.
@@ -39,9 +43,14 @@ type Image struct {
 	Tag      string `json:"tag"`
 	Location string `json:"location"`
 	Runtime  string `json:"runtime"`
-	// Labels come from image inspection (service ports, minimum resources).
+	// Labels are the image's own (read from the file when the gateway can)
+	// overlaid with those given when it was added.
 	Labels    map[string]string `json:"labels"`
 	CreatedAt time.Time         `json:"created_at"`
+	// Architecture of a SIF image (Go's name, "amd64"); empty when unknown.
+	Architecture string `json:"architecture"`
+	// Info is what Slurmgate's labels declare: services, minimum resources.
+	Info apptainer.ImageInfo `json:"info"`
 }
 
 // Ref is "name:tag".
@@ -194,27 +203,55 @@ func (b *Bridge) CreateImage(ctx context.Context, a Actor, img Image) (Image, er
 	case img.Runtime != "" && !runtimes[img.Runtime]:
 		return Image{}, invalid("runtime", "runtime %q: want none, apptainer or charliecloud", img.Runtime)
 	}
-	if img.Labels == nil {
-		img.Labels = map[string]string{}
+	if err := inspectImage(&img); err != nil {
+		return Image{}, err
 	}
-	err := b.db.QueryRow(ctx, `INSERT INTO images (name, tag, location, runtime, labels) VALUES ($1, $2, $3, $4, $5)
-		RETURNING created_at`, img.Name, img.Tag, img.Location, img.Runtime, img.Labels).Scan(&img.CreatedAt)
+	err := b.db.QueryRow(ctx, `INSERT INTO images (name, tag, location, runtime, labels, architecture, info)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
+		img.Name, img.Tag, img.Location, img.Runtime, img.Labels, img.Architecture, img.Info).Scan(&img.CreatedAt)
 	if err != nil {
 		return Image{}, dbError(err, "image "+img.Ref())
 	}
 	return img, nil
 }
 
+// inspectImage fills in what the image file says about itself: labels
+// (those given win), architecture, and the meaning of Slurmgate's labels.
+// Images often live on storage only the compute nodes mount; one the gateway
+// cannot read is catalogued from the given labels alone. One it can read must
+// be a valid image with valid labels.
+func inspectImage(img *Image) error {
+	given := img.Labels
+	img.Labels = map[string]string{}
+	f, err := apptainer.InspectImage(img.Location)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission):
+		// Not visible from here: trust the given labels.
+	case err != nil && f.Format == "":
+		return invalid("location", "%v", err)
+	default:
+		// A label error is reported below, after the given labels are applied.
+		img.Architecture = f.Arch
+		maps.Copy(img.Labels, f.Labels)
+	}
+	maps.Copy(img.Labels, given)
+	img.Info, err = apptainer.ParseLabels(img.Labels)
+	if err != nil {
+		return invalid("labels", "%v", err)
+	}
+	return nil
+}
+
 // Images lists the image catalogue.
 func (b *Bridge) Images(ctx context.Context) ([]Image, error) {
-	rows, _ := b.db.Query(ctx, `SELECT name, tag, location, runtime, labels, created_at FROM images ORDER BY name, tag`)
+	rows, _ := b.db.Query(ctx, `SELECT name, tag, location, runtime, labels, created_at, architecture, info FROM images ORDER BY name, tag`)
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[Image])
 }
 
 // Image resolves "name[:tag]" ("latest" when the tag is omitted).
 func (b *Bridge) Image(ctx context.Context, ref string) (Image, error) {
 	name, tag := splitImageRef(ref)
-	rows, _ := b.db.Query(ctx, `SELECT name, tag, location, runtime, labels, created_at FROM images WHERE name = $1 AND tag = $2`, name, tag)
+	rows, _ := b.db.Query(ctx, `SELECT name, tag, location, runtime, labels, created_at, architecture, info FROM images WHERE name = $1 AND tag = $2`, name, tag)
 	img, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[Image])
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Image{}, notFound("image", name+":"+tag)
