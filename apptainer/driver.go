@@ -35,7 +35,8 @@ type Spec struct {
 	StateDir string
 	CacheDir string
 	// Contain and CleanEnv ask for apptainer's --contain and --cleanenv
-	// (charliecloud's ch-run is always clean); sites set them per scaling group.
+	// (charliecloud: CleanEnv passes only PATH, LANG, TERM, TZ besides Env;
+	// ch-run always contains); sites set them per scaling group.
 	Contain  bool
 	CleanEnv bool
 }
