@@ -14,6 +14,7 @@ func addClientCommands(app *cli.Command) {
 		loginCommand(), logoutCommand(), whoamiCommand(), configCommand(),
 		runCommand(), sbatchCommand(), sessionCommand(),
 		imageCommand(), presetCommand(), scalingGroupCommand(), usageCommand(),
+		vfolderCommand(),
 	)
 	addAdminRESTCommands(app)
 	app.ConfigureShellCompletionCommand = func(c *cli.Command) {
