@@ -145,6 +145,12 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 		"GET /api/v1/sessions/{id}/logs":   {"", ownerOnly},
 		"GET /api/v1/sessions/stream":      {"", all(200)},
 
+		"GET /api/v1/cluster/nodes":      {"", all(notRefused)}, // this test's bridge has no Slurm: 503
+		"GET /api/v1/cluster/partitions": {"", all(notRefused)},
+		"GET /api/v1/usage":              {"", all(200)},
+		"GET /api/v1/sync/plan":          {"", superOnly},
+		"POST /api/v1/sync/apply":        {"", roleWant{untested, 403, 403, 403}},
+
 		// The agent authenticates inside the WebSocket; a plain GET is
 		// refused as a bad handshake, not for lack of credentials.
 		"GET /api/v1/agent/tunnel": {"", all(notRefused)},
