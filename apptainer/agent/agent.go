@@ -67,6 +67,8 @@ type Agent struct {
 	exit     *tunnel.ExitStatus
 	stopping string
 	report   *reportStream
+
+	ssh *sshServer // the built-in SSH service (ssh.go)
 }
 
 // New checks cfg and prepares an agent.
@@ -113,6 +115,11 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	}
 	a.dial = tunnel.DialConfig{URL: cfg.GatewayURL, SessionID: cfg.SessionID, Secret: cfg.Secret,
 		Version: opts.Version, TLS: tlsConf, Keepalive: opts.Keepalive, Logger: a.log}
+	ssh, err := newSSHServer(opts.Version)
+	if err != nil {
+		return nil, err
+	}
+	a.ssh = ssh
 	a.stateDir = cfg.StateDir
 	if a.stateDir == "" {
 		a.stateDir = filepath.Join(os.TempDir(), "slurmgate-"+cfg.SessionID)
@@ -307,6 +314,15 @@ func (a *Agent) serveStream(s *tunnel.Stream) {
 		var err error
 		ctx, cancel := context.WithTimeout(a.life, 10*time.Second)
 		switch {
+		case h.Service == SSHService && a.service(SSHService) == nil:
+			cancel()
+			if err := s.Accept(); err != nil {
+				s.Close()
+				return
+			}
+			a.activity.streams.Add(1)
+			a.serveSSH(countingConn{s, &a.activity.bytes})
+			return
 		case h.Service != "":
 			svc := a.service(h.Service)
 			if svc == nil {

@@ -6,7 +6,8 @@
 // [apptainer.Driver], starts the session's services on Unix sockets in a
 // private directory or on loopback ports guarded by per-service tokens,
 // probes and reports their readiness, serves terminals (PTYs), exec and
-// proxied HTTP and TCP streams, reports metrics (cgroup CPU and memory,
+// proxied HTTP and TCP streams, a built-in SSH server on the tunnel's
+// "ssh" stream (ssh.go: OpenSSH, scp, sftp), reports metrics (cgroup CPU and memory,
 // NVML GPUs) and activity, runs a batch session's command to its end, and
 // stops everything cleanly on SIGTERM from Slurm or a stop from the gateway.
 //
