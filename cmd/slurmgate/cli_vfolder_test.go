@@ -20,10 +20,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 
 	"github.com/slurmgate/slurmgate/api"
 	"github.com/slurmgate/slurmgate/api/client"
@@ -235,6 +238,58 @@ func TestVFolderCLI(t *testing.T) {
 			t.Error("the resumed upload's file differs from the original")
 		}
 		t.Logf("killed after %d bytes, resumed with %d", first, second)
+	})
+
+	t.Run("a terminal shows a progress bar; Ctrl-C stops the upload resumably", func(t *testing.T) {
+		src, sum := randomFile(t, work, "tty.bin", 2*mib)
+		ptmx, tty, err := pty.Open()
+		if err != nil {
+			t.Fatalf("opening a pseudo-terminal: %v", err)
+		}
+		defer ptmx.Close()
+		cmd := cliCmd(t, home, w.alice, "", "vfolder", "upload", "--limit-rate", "512K", src, "data:")
+		cmd.Stderr = tty
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		tty.Close()
+		var mu sync.Mutex
+		var screen strings.Builder
+		go func() {
+			buf := make([]byte, 4096)
+			for {
+				n, err := ptmx.Read(buf)
+				mu.Lock()
+				screen.Write(buf[:n])
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+		shown := func() string { mu.Lock(); defer mu.Unlock(); return screen.String() }
+		for deadline := time.Now().Add(time.Minute); !strings.Contains(shown(), "% |"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("no progress bar on the terminal:\n%s", shown())
+			}
+		}
+		time.Sleep(300 * time.Millisecond) // some bytes on their way
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+		if code := cmd.ProcessState.ExitCode(); code != exitSignal || !strings.Contains(shown(), "run the same command again") {
+			t.Fatalf("Ctrl-C during an upload: exit %d, terminal:\n%s\nwant 130 and how to resume", code, shown())
+		}
+		r := wantOK(t, cliRun(t, home, w.alice, "", "vfolder", "upload", src, "data:"), "upload after Ctrl-C")
+		if !strings.Contains(r.stderr, "resuming") {
+			t.Errorf("upload after Ctrl-C did not resume: %s", r.stderr)
+		}
+		out := filepath.Join(work, "tty.out")
+		wantOK(t, cliRun(t, home, w.alice, "", "vfolder", "download", "data:tty.bin", out), "download")
+		if fileSHA(t, out) != sum {
+			t.Error("the file uploaded in two runs differs from the original")
+		}
+		wantOK(t, cliRun(t, home, w.alice, "", "vfolder", "rm", "data:tty.bin"), "rm")
 	})
 
 	t.Run("share read-only: bob downloads but cannot upload", func(t *testing.T) {
