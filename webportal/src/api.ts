@@ -120,15 +120,7 @@ function headers(method: string, extra: Record<string, string> = {}): Record<str
 }
 
 async function errorFrom(res: Response): Promise<ApiError> {
-  let p: Problem = { type: "about:blank", title: res.statusText || `HTTP ${res.status}`, status: res.status };
-  const text = await res.text().catch(() => "");
-  try {
-    const body = JSON.parse(text);
-    if (body && typeof body === "object") p = { ...p, ...body };
-  } catch {
-    if (text) p.detail = text.slice(0, 500);
-  }
-  return new ApiError(res.status, p);
+  return errorOf(res.status, res.statusText, await res.text().catch(() => ""));
 }
 
 export interface RequestOptions {
@@ -158,6 +150,57 @@ export async function request<T>(method: string, path: string, body?: unknown, o
   if (res.status === 204) return undefined as T;
   const ctype = res.headers.get("Content-Type") ?? "";
   return (ctype.includes("json") ? await res.json() : await res.text()) as T;
+}
+
+/**
+ * send makes a request whose body or answer is not JSON (uploads, downloads)
+ * with the client's credentials, and returns the response; a refusal is
+ * thrown as an ApiError like request's.
+ */
+export async function send(method: string, path: string, opts: RequestOptions & { body?: BodyInit } = {}): Promise<Response> {
+  const res = await fetch(path, { method, headers: headers(method, opts.headers), body: opts.body, credentials: "same-origin", signal: opts.signal });
+  if (!res.ok) {
+    const err = await errorFrom(res);
+    if (res.status === 401 && !opts.quiet && auth.kind !== "none") {
+      auth = { kind: "none" };
+      sessionStorage.removeItem(tokenKey);
+      onSignedOut();
+    }
+    throw err;
+  }
+  return res;
+}
+
+/**
+ * download saves what a GET of path answers as a file. With a cookie the
+ * browser fetches it itself, streaming to disk (a folder's zip can be
+ * large); a bearer token cannot ride on a plain link, so then the answer is
+ * read into memory first and saved from there.
+ */
+export async function download(path: string, name: string): Promise<void> {
+  const a = document.createElement("a");
+  a.download = name;
+  if (auth.kind === "cookie") {
+    a.href = path;
+    a.click();
+    return;
+  }
+  const blob = await (await send("GET", path)).blob();
+  a.href = URL.createObjectURL(blob);
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+}
+
+/** errorOf turns a failed response into an ApiError (for callers using XMLHttpRequest or send's Response). */
+export function errorOf(status: number, statusText: string, text: string): ApiError {
+  let p: Problem = { type: "about:blank", title: statusText || `HTTP ${status}`, status };
+  try {
+    const body = JSON.parse(text);
+    if (body && typeof body === "object") p = { ...p, ...body };
+  } catch {
+    if (text) p.detail = text.slice(0, 500);
+  }
+  return new ApiError(status, p);
 }
 
 export const get = <T>(path: string, opts?: RequestOptions) => request<T>("GET", path, undefined, opts);

@@ -14,6 +14,17 @@ export function mib(mb: number): string {
   return `${mb} MiB`;
 }
 
+/** bytes says a size in binary units: 1.5 MiB. */
+export function bytes(n: number): string {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let i = 0;
+  while (Math.abs(n) >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} ${n === 1 ? "byte" : "bytes"}` : `${+n.toFixed(1)} ${units[i]}`;
+}
+
 export function duration(s: number): string {
   if (!isFinite(s) || s <= 0) return "—";
   const d = Math.floor(s / 86400);
@@ -106,5 +117,9 @@ export function problemText(p: Problem): string {
 export function quotaFacts(p: Problem): string {
   const q = p.quota;
   if (!q) return "";
-  return `Limit: ${q.limit.replace(/_/g, " ")} of ${q.scope} ${q.scope_name} — at most ${q.max}, ${q.in_use} in use, ${q.requested} asked. Ask a smaller session, end one, or ask an administrator to raise the limit.`;
+  // Storage limits are in bytes; say them in units people read.
+  const storage = /bytes|file_size/.test(q.limit);
+  const n = storage ? bytes : String;
+  const advice = storage ? "Delete files, upload a smaller file, or ask an administrator for a larger quota." : "Ask a smaller session, end one, or ask an administrator to raise the limit.";
+  return `Limit: ${q.limit.replace(/_/g, " ")} of ${q.scope} ${q.scope_name} — at most ${n(q.max)}, ${n(q.in_use ?? 0)} in use, ${n(q.requested)} asked. ${advice}`;
 }

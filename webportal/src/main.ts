@@ -12,11 +12,14 @@ import { launchPage } from "./pages/launch";
 import { sessionPage } from "./pages/session";
 import { keypairsPage } from "./pages/keypairs";
 import { adminPage } from "./pages/admin";
+import { vfolderPage, vfoldersPage } from "./pages/vfolders";
 
 const routes: [RegExp, Page, string[]][] = [
   [/^\/$/, dashboardPage, []],
   [/^\/launch$/, launchPage, []],
   [/^\/sessions\/([^/]+)$/, sessionPage, ["id"]],
+  [/^\/vfolders$/, vfoldersPage, []],
+  [/^\/vfolders\/([^/]+)$/, vfolderPage, ["id"]],
   [/^\/keypairs$/, keypairsPage, []],
   [/^\/admin(?:\/([a-z-]+))?$/, adminPage, ["section"]],
 ];
@@ -52,6 +55,7 @@ function shell(user: Me): { main: HTMLElement; nav: HTMLElement } {
   const links: [string, string][] = [
     ["/", "Sessions"],
     ["/launch", "Launch"],
+    ["/vfolders", "Folders"],
     ["/keypairs", "Keypairs"],
   ];
   if (isAdmin(user)) links.push(["/admin", "Admin"]);

@@ -1,67 +1,16 @@
-// Quota use as the admission control sees it: each policy that applies to
-// the user (their own, each of their projects', their domain's) against the
-// resources of live sessions. There is no usage endpoint, so use is summed
-// here from the sessions the user can see; for project and domain limits
-// that is what the user may see of them, which the bars say.
-import { ApiError, get, listAll } from "./api";
+// Quota use as admission control counts it, from GET /api/v1/usage: each
+// level that can limit the user's sessions (their own, each of their
+// projects', their domain's) with its policy and what live sessions hold
+// there. Project and domain figures include other members' sessions, since
+// those share the limit.
+import { get, listAll } from "./api";
 import { h, replace } from "./dom";
-import { isLive, mib } from "./format";
-import type { Me, Policy, Project, Session } from "./types";
+import { mib } from "./format";
+import type { Project, ScopeUsage } from "./types";
 
-export interface Scope {
-  kind: "user" | "project" | "domain";
-  id: number;
-  label: string;
-  policy: Policy;
-  matches(s: Session): boolean;
-}
-
-async function policy(scope: string, id: number): Promise<Policy | null> {
-  try {
-    return await get<Policy>(`/api/v1/policies/${scope}/${id}`, { quiet: true });
-  } catch (e) {
-    if (e instanceof ApiError && (e.status === 404 || e.status === 403)) return null;
-    throw e;
-  }
-}
-
-/** scopes returns every policy that limits the user's sessions. */
-export async function scopes(me: Me, projects: Project[]): Promise<Scope[]> {
-  const out: Scope[] = [];
-  const [mine, dom, ...projs] = await Promise.all([
-    policy("user", me.id),
-    policy("domain", me.domain_id),
-    ...projects.map((p) => policy("project", p.id)),
-  ]);
-  if (mine) out.push({ kind: "user", id: me.id, label: `you (${me.username})`, policy: mine, matches: (s) => s.owner === me.username });
-  projects.forEach((p, i) => {
-    const pol = projs[i];
-    const path = `${p.domain}/${p.name}`;
-    if (pol) out.push({ kind: "project", id: p.id, label: `project ${path}`, policy: pol, matches: (s) => s.project === path });
-  });
-  if (dom) out.push({ kind: "domain", id: me.domain_id, label: `domain ${me.domain}`, policy: dom, matches: (s) => s.project.startsWith(me.domain + "/") });
-  return out;
-}
-
-export interface Use {
-  sessions: number;
-  pending: number;
-  cpus: number;
-  memory_mb: number;
-  gpus: Record<string, number>;
-}
-
-export function usage(sessions: Session[], match: (s: Session) => boolean): Use {
-  const u: Use = { sessions: 0, pending: 0, cpus: 0, memory_mb: 0, gpus: {} };
-  for (const s of sessions) {
-    if (!isLive(s) || !match(s)) continue;
-    u.sessions++;
-    if (s.state === "PENDING") u.pending++;
-    u.cpus += s.cpus;
-    u.memory_mb += s.memory_mb;
-    if (s.gpus) u.gpus[s.gpu_type || "any"] = (u.gpus[s.gpu_type || "any"] ?? 0) + s.gpus;
-  }
-  return u;
+/** usage fetches the caller's quota use per level. */
+export function usage(signal?: AbortSignal): Promise<ScopeUsage[]> {
+  return get<ScopeUsage[]>("/api/v1/usage", { signal });
 }
 
 /** bar is one limit as a meter: the value in words and the fill as a picture. */
@@ -81,26 +30,26 @@ export function bar(label: string, used: number, max: number, fmt: (n: number) =
   );
 }
 
-/** renderQuota draws bars for every limit of every scope. */
-export function renderQuota(el: HTMLElement, list: Scope[], sessions: Session[]): void {
-  if (!list.length) {
-    replace(el, h("p", { class: "muted" }, "No resource policy limits your sessions."));
-    return;
-  }
-  const drawn = list.map((sc) => {
-      const u = usage(sessions, sc.matches);
-      const p = sc.policy;
-      const rows: HTMLElement[] = [];
-      if (p.max_concurrent_sessions != null) rows.push(bar("Sessions", u.sessions, p.max_concurrent_sessions));
-      if (p.max_pending_sessions != null) rows.push(bar("Waiting", u.pending, p.max_pending_sessions));
-      if (p.max_cpus != null) rows.push(bar("CPUs", u.cpus, p.max_cpus));
-      if (p.max_memory_mb != null) rows.push(bar("Memory", u.memory_mb, p.max_memory_mb, mib));
-      for (const [typ, max] of Object.entries(p.max_gpus ?? {})) {
-        const used = typ === "any" || typ === "" ? Object.values(u.gpus).reduce((a, b) => a + b, 0) : u.gpus[typ] ?? 0;
-        rows.push(bar(`GPUs ${typ === "any" || typ === "" ? "(any type)" : typ}`, used, max));
-      }
-      return rows.length ? h("div", { class: "quota-scope", "data-scope": sc.kind }, h("h3", null, `Limits of ${sc.label}`), rows) : null;
-    }).filter((x) => x !== null);
+const levelLabel = (u: ScopeUsage, me: string) => (u.scope === "user" ? `you (${u.name || me})` : `${u.scope} ${u.name}`);
+
+/** renderQuota draws a bar for every limit of every level that has a policy. */
+export function renderQuota(el: HTMLElement, levels: ScopeUsage[], me: string): void {
+  const drawn = levels.flatMap((u) => {
+    const p = u.policy;
+    if (!p) return [];
+    const use = u.in_use;
+    const rows: HTMLElement[] = [];
+    if (p.max_concurrent_sessions != null) rows.push(bar("Sessions", use.sessions, p.max_concurrent_sessions));
+    if (p.max_pending_sessions != null) rows.push(bar("Waiting", use.pending, p.max_pending_sessions));
+    if (p.max_cpus != null) rows.push(bar("CPUs", use.cpus, p.max_cpus));
+    if (p.max_memory_mb != null) rows.push(bar("Memory", use.memory_mb, p.max_memory_mb, mib));
+    // The key "" bounds GPUs of every type together, in policies and in use.
+    for (const [typ, max] of Object.entries(p.max_gpus ?? {})) {
+      rows.push(bar(typ ? `GPUs ${typ}` : "GPUs (any type)", use.gpus?.[typ] ?? 0, max));
+    }
+    if (!rows.length) return [];
+    return [h("div", { class: "quota-scope", "data-scope": u.scope }, h("h3", null, `Limits of ${levelLabel(u, me)}`), rows)];
+  });
   replace(el, drawn.length ? drawn : h("p", { class: "muted" }, "No resource policy limits your sessions."));
 }
 

@@ -91,3 +91,38 @@ export interface Problem {
   quota?: QuotaExceeded;
   request_id?: string;
 }
+
+// Quota use per level (GET /api/v1/usage), counted as admission control counts it.
+export interface UsageCount { sessions: number; pending: number; cpus: number; memory_mb: number; gpus?: Record<string, number> }
+export interface ScopeUsage { scope: "user" | "project" | "domain"; name: string; id: number; policy?: Policy; in_use: UsageCount }
+
+// The cluster as Slurm reports it (GET /api/v1/cluster/…).
+export interface ClusterNode {
+  name: string; state: string; flags?: string[]; reason?: string; partitions: string[];
+  cpus: number; alloc_cpus: number; memory_mb: number; alloc_memory_mb: number;
+  gpus?: Record<string, number>; gpus_used?: Record<string, number>;
+}
+export interface ClusterPartition {
+  name: string; state: string; default: boolean; nodes: string[]; total_cpus: number; free_cpus: number;
+  max_time_s?: number; gpus?: Record<string, { total: number; free: number }>; scaling_groups?: string[];
+}
+
+// The Slurm account sync (GET /api/v1/sync/plan, POST /api/v1/sync/apply).
+export interface SyncChange { kind: string; account: string; user?: string; summary: string }
+export interface SyncPlan { changes: SyncChange[]; conflicts?: { account: string; reason: string }[] }
+export interface SyncOutcome { plan: SyncPlan | null; applied: number; failed: { change: SyncChange; error: string }[] }
+
+// Virtual folders (api/vfolders.go).
+export type Access = "ro" | "rw" | "rw-delete" | "owner";
+export interface VFolder {
+  id: string; name: string; host: string; owner: string; owner_kind: "user" | "project"; user_id?: number; project_id?: number;
+  usage_mode: string; permission: string; access: Access; quota_bytes?: number; usage_bytes: number; scanned_at?: string;
+  status: string; status_message?: string; created_at: string; updated_at: string;
+}
+export interface VFolderHost { name: string; quota_method: string; max_file_size: number }
+export interface VFolderShare {
+  vfolder_id: string; vfolder: string; owner: string; user_id: number; username: string;
+  permission: string; state: "pending" | "accepted"; created_at: string; accepted_at?: string;
+}
+export interface FileEntry { name: string; path: string; type: "file" | "dir" | "symlink" | "other"; size: number; mode: string; uid: number; gid: number; mtime: string }
+export interface FilePage { items: FileEntry[]; next?: string }

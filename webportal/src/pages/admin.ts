@@ -1,16 +1,16 @@
 // Admin pages: domains, projects and members, users, policies, images with
-// labels, scaling groups and presets, and — when the gateway serves them —
-// cluster nodes/partitions and the Slurm sync plan. Which optional sections
-// exist is read from the gateway's OpenAPI document, so the portal follows
-// the API rather than guessing.
+// labels, scaling groups and presets, the cluster's nodes and partitions
+// with what is in use, and the Slurm account sync's plan with an apply
+// button (superadmins).
 import { ApiError, get, listAll, request } from "../api";
 import { busy, card, errorBox, notice, type Page, type PageContext } from "../app";
 import { field, h, replace } from "../dom";
-import { mib, when } from "../format";
+import { duration, mib, when } from "../format";
+import { bar } from "../quota";
 import { imageApps } from "./launch";
-import type { Domain, Image, Membership, Policy, Preset, Project, ScalingGroup, User } from "../types";
+import type { ClusterNode, ClusterPartition, Domain, Image, Membership, Policy, Preset, Project, ScalingGroup, SyncChange, SyncOutcome, SyncPlan, User } from "../types";
 
-type Section = { id: string; label: string; render(el: HTMLElement, ctx: PageContext, paths: string[]): Promise<void> };
+type Section = { id: string; label: string; superadmin?: boolean; render(el: HTMLElement, ctx: PageContext): Promise<void> };
 
 const sections: Section[] = [
   { id: "projects", label: "Projects & members", render: projects },
@@ -20,27 +20,22 @@ const sections: Section[] = [
   { id: "images", label: "Images", render: images },
   { id: "scaling-groups", label: "Scaling groups", render: scalingGroups },
   { id: "cluster", label: "Cluster", render: cluster },
-  { id: "sync", label: "Slurm sync", render: sync },
+  { id: "sync", label: "Slurm sync", superadmin: true, render: sync },
 ];
 
 export const adminPage: Page = {
   title: "Admin",
   async render(main, ctx) {
-    const current = sections.find((s) => s.id === ctx.params.section) ?? sections[0]!;
+    const mine = sections.filter((s) => !s.superadmin || ctx.me.role === "superadmin");
+    const current = mine.find((s) => s.id === ctx.params.section) ?? mine[0]!;
     const body = h("div", { class: "admin-body" });
     replace(
       main,
       h("h1", null, `Admin: ${current.label}`),
-      h("nav", { class: "tabs", "aria-label": "Admin sections" }, h("ul", null, sections.map((s) => h("li", null, h("a", { href: `/admin/${s.id}`, "aria-current": s === current ? "page" : null }, s.label))))),
+      h("nav", { class: "tabs", "aria-label": "Admin sections" }, h("ul", null, mine.map((s) => h("li", null, h("a", { href: `/admin/${s.id}`, "aria-current": s === current ? "page" : null }, s.label))))),
       body,
     );
-    let paths: string[] = [];
-    try {
-      paths = Object.keys((await get<{ paths: Record<string, unknown> }>("/api/v1/openapi.json")).paths ?? {});
-    } catch {
-      // Sections that need optional routes say so below.
-    }
-    await current.render(body, ctx, paths);
+    await current.render(body, ctx);
   },
 };
 
@@ -50,20 +45,6 @@ function table(cols: string[], rows: (Node | string)[][], attrs: Record<string, 
   return h("div", { class: "table-wrap" }, h("table", { class: "table" },
     h("thead", null, h("tr", null, cols.map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", null, rows.map((r, i) => h("tr", attrs[i] ?? null, r.map((c) => h("td", null, c)))))));
-}
-
-/** jsonTable shows API objects whose shape the portal does not know in advance. */
-function jsonTable(items: Record<string, unknown>[]): HTMLElement {
-  const cols = [...new Set(items.slice(0, 20).flatMap((o) => Object.keys(o)))];
-  const cell = (v: unknown) => (v == null ? "" : Array.isArray(v) ? v.map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", ") : typeof v === "object" ? JSON.stringify(v) : String(v));
-  return table(cols.map((c) => c.replace(/_/g, " ")), items.map((o) => cols.map((c) => cell(o[c]))));
-}
-
-function itemsOf(body: unknown): Record<string, unknown>[] {
-  if (Array.isArray(body)) return body;
-  const o = body as Record<string, unknown>;
-  for (const k of ["items", "nodes", "partitions", "actions", "plan", "drift"]) if (Array.isArray(o?.[k])) return o[k] as Record<string, unknown>[];
-  return o ? [o] : [];
 }
 
 /** form wires a submit handler that shows its refusal in place. */
@@ -189,7 +170,7 @@ async function policies(el: HTMLElement): Promise<void> {
       replace(state, notice("No policy: nothing limits this target beyond its parents."));
     }
     for (const [k, inp] of Object.entries(f)) inp.value = p?.[k as keyof typeof f] != null ? String(p[k as keyof typeof f]) : "";
-    gpusIn.value = Object.entries(p?.max_gpus ?? {}).map(([k, v]) => `${k}=${v}`).join(", ");
+    gpusIn.value = Object.entries(p?.max_gpus ?? {}).map(([k, v]) => `${k || "any"}=${v}`).join(", ");
     groupsIn.value = (p?.allowed_scaling_groups ?? []).join(", ");
   };
   target.addEventListener("change", () => void load().catch((e) => replace(state, errorBox(e))));
@@ -201,7 +182,7 @@ async function policies(el: HTMLElement): Promise<void> {
     const [scope] = target.value.split("/");
     const body: Record<string, unknown> = { scope };
     for (const [k, inp] of Object.entries(f)) if (inp.value !== "") body[k] = Number(inp.value);
-    const gpus = Object.fromEntries(gpusIn.value.split(",").map((x) => x.trim()).filter(Boolean).map((x) => { const [k, v] = x.split("="); return [k!.trim(), Number(v)]; }));
+    const gpus = Object.fromEntries(gpusIn.value.split(",").map((x) => x.trim()).filter(Boolean).map((x) => { const [k, v] = x.split("="); return [k!.trim() === "any" ? "" : k!.trim(), Number(v)]; }));
     if (Object.keys(gpus).length) body.max_gpus = gpus;
     const groups = groupsIn.value.split(",").map((x) => x.trim()).filter(Boolean);
     if (groups.length) body.allowed_scaling_groups = groups;
@@ -251,40 +232,99 @@ async function scalingGroups(el: HTMLElement): Promise<void> {
     card("Resource presets", table(["Name", "CPUs", "Memory", "GPUs", "Description"], ps.map((p) => [p.name, String(p.cpus), mib(p.memory_mb), p.gpus ? `${p.gpus} × ${p.gpu_type || "any"}` : "—", p.description]))));
 }
 
-function missing(el: HTMLElement, what: string, route: string): void {
-  replace(el, card(what, h("p", { class: "muted" }, `This gateway does not serve ${route} yet, so the portal cannot show ${what.toLowerCase()}.`)));
+/** gpuBars shows GPUs by type as used-of-total bars; "" is GPUs without a type. */
+function gpuBars(total: Record<string, number> = {}, used: (typ: string) => number): HTMLElement | string {
+  const types = Object.keys(total).sort();
+  if (!types.length) return "—";
+  return h("div", { class: "bars" }, types.map((t) => bar(t || "GPU", used(t), total[t]!)));
 }
 
-async function cluster(el: HTMLElement, _ctx: PageContext, paths: string[]): Promise<void> {
-  const routes = paths.filter((p) => p.startsWith("/api/v1/cluster") && !p.includes("{"));
-  if (!routes.length) return missing(el, "Cluster nodes and partitions", "/api/v1/cluster/…");
-  replace(el);
-  for (const r of routes) {
-    try {
-      el.append(card(r.replace("/api/v1/cluster/", "").replace(/^\/?$/, "cluster") || "cluster", jsonTable(itemsOf(await get(r)))));
-    } catch (e) {
-      el.append(errorBox(e));
-    }
-  }
+async function cluster(el: HTMLElement, ctx: PageContext): Promise<void> {
+  const partsEl = h("div", { "aria-live": "polite" });
+  const nodesEl = h("div", { "aria-live": "polite" });
+  const stamp = h("p", { class: "muted" });
+  const draw = async () => {
+    const [parts, nodes] = await Promise.all([get<ClusterPartition[]>("/api/v1/cluster/partitions"), get<ClusterNode[]>("/api/v1/cluster/nodes")]);
+    replace(partsEl, table(["Partition", "State", "CPUs in use", "GPUs in use", "Nodes", "Time limit", "Scaling groups"], parts.map((p) => [
+      h("span", null, p.name, p.default ? h("span", { class: "tag" }, "default") : null),
+      p.state.toLowerCase(),
+      bar("CPUs", p.total_cpus - p.free_cpus, p.total_cpus),
+      gpuBars(Object.fromEntries(Object.entries(p.gpus ?? {}).map(([t, g]) => [t, g.total])), (t) => p.gpus![t]!.total - p.gpus![t]!.free),
+      p.nodes.join(", "),
+      p.max_time_s ? duration(p.max_time_s) : "unlimited",
+      (p.scaling_groups ?? []).join(", ") || "—",
+    ]), parts.map((p) => ({ "data-partition": p.name }))));
+    replace(nodesEl, table(["Node", "State", "CPUs", "Memory", "GPUs", "Partitions"], nodes.map((n) => [
+      n.name,
+      h("span", null, [n.state.toLowerCase(), ...(n.flags ?? []).map((f) => f.toLowerCase())].join(", "), n.reason ? h("small", { class: "hint" }, n.reason) : null),
+      bar("CPUs", n.alloc_cpus, n.cpus),
+      bar("Memory", n.alloc_memory_mb, n.memory_mb, mib),
+      gpuBars(n.gpus, (t) => n.gpus_used?.[t] ?? 0),
+      n.partitions.join(", "),
+    ]), nodes.map((n) => ({ "data-node": n.name }))));
+    stamp.textContent = `As Slurm reported it at ${when(new Date().toISOString())}; refreshed every 15 s while this page is open.`;
+  };
+  replace(el, card("Partitions", partsEl), card("Nodes", nodesEl), stamp);
+  await draw();
+  const tick = setInterval(() => void draw().catch(() => {}), 15_000);
+  ctx.signal.addEventListener("abort", () => clearInterval(tick));
 }
 
-async function sync(el: HTMLElement, _ctx: PageContext, paths: string[]): Promise<void> {
-  const plan = paths.find((p) => /^\/api\/v1\/(admin\/)?sync(\/plan)?$/.test(p));
-  const apply = paths.find((p) => /^\/api\/v1\/(admin\/)?sync\/apply$/.test(p));
-  if (!plan) return missing(el, "Slurm sync plan and drift", "/api/v1/sync/plan");
-  const out = h("div");
-  const status = h("div", { class: "status-slot" });
-  const draw = async () => replace(out, jsonTable(itemsOf(await get(plan))));
-  const btn = h("button", { type: "button", class: "primary" }, "Apply plan");
-  btn.addEventListener("click", async () => {
+/** changesTable lists sync changes, each row marked with its kind, account and user for tests and styling. */
+function changesTable(changes: SyncChange[], errors?: string[]): HTMLElement {
+  const cols = ["Change", "Account", "User", "What changes"];
+  if (errors) cols.push("Error");
+  return table(cols, changes.map((c, i) => {
+    const row: (Node | string)[] = [h("span", { class: `tag ${c.kind.split(" ")[0]}` }, c.kind), h("code", null, c.account), c.user ?? "", c.summary || "—"];
+    if (errors) row.push(errors[i] ?? "");
+    return row;
+  }), changes.map((c) => ({ "data-change": c.kind, "data-account": c.account, "data-user": c.user ?? "" })));
+}
+
+async function sync(el: HTMLElement): Promise<void> {
+  const planEl = h("div", { "aria-live": "polite" });
+  const result = h("div", { class: "status-slot" });
+  const apply = h("button", { type: "button", class: "primary" }, "Apply plan");
+  const refresh = h("button", { type: "button" }, "Refresh plan");
+  let plan: SyncPlan = { changes: [] };
+  const draw = async () => {
+    plan = await get<SyncPlan>("/api/v1/sync/plan");
+    apply.disabled = !plan.changes.length;
+    replace(planEl,
+      plan.changes.length
+        ? [h("p", null, `${plan.changes.length} change${plan.changes.length === 1 ? "" : "s"} would bring Slurm in line with the database:`), changesTable(plan.changes)]
+        : notice("No drift: Slurm's accounts and associations match the database.", "success"),
+      (plan.conflicts ?? []).length
+        ? h("div", { class: "alert warn", role: "status" }, h("p", null, "Conflicts the sync leaves alone until a person resolves them:"),
+          h("ul", null, plan.conflicts!.map((c) => h("li", null, h("code", null, c.account), `: ${c.reason}`))))
+        : null);
+  };
+  refresh.addEventListener("click", async () => {
     try {
-      await busy(btn, "Applying…", () => request("POST", apply!, {}));
-      replace(status, notice("Plan applied to Slurm.", "success"));
-      await draw();
+      await busy(refresh, "Reading Slurm…", draw);
     } catch (e) {
-      replace(status, errorBox(e));
+      replace(result, errorBox(e));
     }
   });
-  replace(el, card("Plan and drift", out, apply ? btn : null, status));
+  apply.addEventListener("click", async () => {
+    const deletes = plan.changes.filter((c) => c.kind.startsWith("delete")).length;
+    if (deletes && !confirm(`The plan deletes ${deletes} Slurm account${deletes === 1 ? "" : "s"} or association${deletes === 1 ? "" : "s"}. Apply it?`)) return;
+    replace(result);
+    try {
+      const out = await busy(apply, "Applying…", () => request<SyncOutcome>("POST", "/api/v1/sync/apply", {}));
+      const ok = notice(`Applied ${out.applied} change${out.applied === 1 ? "" : "s"} to Slurm${out.failed.length ? `; ${out.failed.length} failed` : ""}.`, out.failed.length ? "warn" : "success");
+      ok.dataset.applied = String(out.applied);
+      replace(result, ok, out.failed.length
+        ? h("div", { class: "alert error", role: "alert", "data-failed": out.failed.length }, h("p", null, "These changes did not happen (those that depend on a failed one are skipped):"),
+          changesTable(out.failed.map((f) => f.change), out.failed.map((f) => f.error)))
+        : null);
+      await draw();
+    } catch (e) {
+      replace(result, errorBox(e));
+    }
+  });
+  replace(el, card("Plan and drift",
+    h("p", { class: "muted" }, "What the account sync would change in Slurm (accounts for domains and projects, associations for members, policy limits). Reading the plan changes nothing."),
+    planEl, h("div", { class: "actions" }, apply, refresh), result));
   await draw();
 }

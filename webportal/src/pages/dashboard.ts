@@ -1,10 +1,11 @@
 // The dashboard: the user's sessions with live state (one Server-Sent Events
-// stream for all of them, no per-session polling) and their quota use.
+// stream for all of them, no per-session polling) and their quota use, which
+// is re-read from the gateway when one of their sessions changes.
 import { events, get, type ServerEvent } from "../api";
 import { card, errorBox, type Page } from "../app";
 import { h, replace } from "../dom";
 import { isLive, pendingText, relative, resources, stateBadge, when } from "../format";
-import { myProjects, renderQuota, scopes } from "../quota";
+import { renderQuota, usage } from "../quota";
 import type { Page as ListPage, Session } from "../types";
 
 export const dashboardPage: Page = {
@@ -22,7 +23,6 @@ export const dashboardPage: Page = {
     );
 
     const sessions = new Map<string, Session>();
-    let quotaScopes: Awaited<ReturnType<typeof scopes>> = [];
     const draw = () => {
       const all = [...sessions.values()].sort((a, b) => b.created_at.localeCompare(a.created_at));
       const shown = onlyLive.checked ? all.filter((s) => isLive(s) || Date.now() - Date.parse(s.ended_at ?? s.created_at) < 3600e3) : all;
@@ -32,7 +32,19 @@ export const dashboardPage: Page = {
       } else {
         replace(list, h("ul", { class: "session-list" }, shown.map(row)));
       }
-      renderQuota(quotaEl, quotaScopes, [...sessions.values()]);
+    };
+    // Quota use changes only when a session starts or ends; re-read it then,
+    // coalescing a burst of events into one request.
+    let quotaTimer = 0;
+    const refreshQuota = (delay = 0) => {
+      clearTimeout(quotaTimer);
+      quotaTimer = window.setTimeout(async () => {
+        try {
+          renderQuota(quotaEl, await usage(ctx.signal), ctx.me.username);
+        } catch (e) {
+          if (!ctx.signal.aborted) replace(quotaEl, errorBox(e));
+        }
+      }, delay);
     };
     onlyLive.addEventListener("change", draw);
 
@@ -48,19 +60,19 @@ export const dashboardPage: Page = {
       if (e.event !== "session") return;
       const s = JSON.parse(e.data) as Session;
       if (s.owner !== ctx.me.username) return;
+      const before = sessions.get(s.id);
       sessions.set(s.id, s);
       draw();
+      if (before?.state !== s.state) refreshQuota(300);
     }, ctx.signal);
     await reload();
-    try {
-      quotaScopes = await scopes(ctx.me, await myProjects());
-      draw();
-    } catch (e) {
-      replace(quotaEl, errorBox(e));
-    }
+    refreshQuota();
     // Relative times ("in 5 min") age; redraw them once a minute.
     const tick = setInterval(draw, 60_000);
-    ctx.signal.addEventListener("abort", () => clearInterval(tick));
+    ctx.signal.addEventListener("abort", () => {
+      clearInterval(tick);
+      clearTimeout(quotaTimer);
+    });
   },
 };
 
