@@ -15,7 +15,15 @@ func addClientCommands(app *cli.Command) {
 		runCommand(), sbatchCommand(), sessionCommand(),
 		imageCommand(), presetCommand(), scalingGroupCommand(), usageCommand(),
 		vfolderCommand(),
+		appCommand(), sshCommand(),
 	)
+	// session exec and shell live in cli_exec.go, beside the other runtime
+	// commands.
+	for _, c := range app.Commands {
+		if c.Name == "session" {
+			c.Commands = append(c.Commands, sessionExecCommand(), sessionShellCommand())
+		}
+	}
 	addAdminRESTCommands(app)
 	app.ConfigureShellCompletionCommand = func(c *cli.Command) {
 		c.Hidden = false

@@ -18,7 +18,11 @@ func main() {
 	err := newApp().Run(ctx, os.Args)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "slurmgate:", err)
+		// An empty message is a remote command's exit code passed on
+		// (session exec, shell, ssh): it has spoken for itself.
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "slurmgate:", msg)
+		}
 		os.Exit(exitCode(err))
 	}
 }
