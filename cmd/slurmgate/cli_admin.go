@@ -76,7 +76,9 @@ func optInt(cmd *cli.Command, name string) *int {
 }
 
 // gidFlag sets a project's POSIX group.
-var gidFlag = &cli.IntFlag{Name: "gid", Usage: "the project's POSIX group `GID` (an existing group; its folders belong to it)"}
+func gidFlag() cli.Flag {
+	return &cli.IntFlag{Name: "gid", Usage: "the project's POSIX group `GID` (an existing group; its folders belong to it)"}
+}
 
 // formatGID shows an unset group as "-".
 func formatGID(gid *int) string {
@@ -196,7 +198,7 @@ so its members' jobs share them. A project needs one before it can have folders.
 						})
 				}},
 			{Name: "create", Usage: "create a project in a domain", ArgsUsage: "DOMAIN/NAME",
-				Flags: []cli.Flag{&cli.StringFlag{Name: "description"}, gidFlag, jsonFlag},
+				Flags: []cli.Flag{&cli.StringFlag{Name: "description"}, gidFlag(), jsonFlag},
 				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *client.Client) error {
 					if err := args(cmd, 1); err != nil {
 						return err
@@ -213,7 +215,7 @@ so its members' jobs share them. A project needs one before it can have folders.
 					return printOne(cmd, p, fmt.Sprintf("project %s/%s created (id %d)", p.Domain, p.Name, p.ID))
 				})},
 			{Name: "update", Usage: "change a project's description or deactivate it", ArgsUsage: "DOMAIN/NAME|ID",
-				Flags: []cli.Flag{&cli.StringFlag{Name: "description"}, &cli.BoolFlag{Name: "active"}, gidFlag, jsonFlag},
+				Flags: []cli.Flag{&cli.StringFlag{Name: "description"}, &cli.BoolFlag{Name: "active"}, gidFlag(), jsonFlag},
 				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *client.Client) error {
 					if err := args(cmd, 1); err != nil {
 						return err

@@ -7,6 +7,7 @@ package main
 // does not have yet.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -387,7 +388,9 @@ func confirmOrYes(cmd *cli.Command, question string) error {
 	return nil
 }
 
-var yesFlag = &cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation (scripts)"}
+func yesFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation (scripts)"}
+}
 
 func vfolderRemoveCommand() *cli.Command {
 	return &cli.Command{
@@ -404,7 +407,7 @@ Examples:
    slurmgate vfolder rm scratch --yes`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "remove directories and their contents"},
-			yesFlag,
+			yesFlag(),
 		},
 		Action: withVFClient(func(ctx context.Context, cmd *cli.Command, c *client.Client) error {
 			if cmd.NArg() == 0 {
@@ -1088,7 +1091,11 @@ func download(ctx context.Context, cmd *cli.Command, c *client.Client, v client.
 	if err != nil {
 		return &cliError{code: exitUsage, msg: err.Error()}
 	}
-	rc, err := c.Download(ctx, v.ID, p, from)
+	// A resumed download asks again for the last bytes it has and compares
+	// them: a file that changed on the gateway since is refused rather than
+	// spliced onto the old part.
+	overlap := min(from, resumeOverlap)
+	rc, err := c.Download(ctx, v.ID, p, from-overlap)
 	if err != nil {
 		f.Close()
 		if from == 0 {
@@ -1097,6 +1104,13 @@ func download(ctx context.Context, cmd *cli.Command, c *client.Client, v client.
 		return err
 	}
 	defer rc.Close()
+	if overlap > 0 {
+		if err := sameTail(local, from, overlap, rc); err != nil {
+			f.Close()
+			return &cliError{code: exitError, msg: fmt.Sprintf("%s does not end as %s:%s does at byte %d: %v", local, v.Name, p, from, err),
+				hint: "the file changed on the gateway, or LOCAL is another file; download it again with --force"}
+		}
+	}
 	size := e.Size
 	if e.Type == "dir" {
 		size = -1 // a zip's size is known when it ends
@@ -1118,6 +1132,32 @@ func download(ctx context.Context, cmd *cli.Command, c *client.Client, v client.
 			hint: "download it again with --force"}
 	}
 	m.done(from+n, "downloaded "+v.Name+":"+p+" → "+local)
+	return nil
+}
+
+// resumeOverlap is how much of a partial download a resume fetches again
+// to check that it continues the same file.
+const resumeOverlap = 64 << 10
+
+// sameTail checks that the n bytes of local ending at end are what r
+// starts with.
+func sameTail(local string, end, n int64, r io.Reader) error {
+	f, err := os.Open(local)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	have := make([]byte, n)
+	if _, err := f.ReadAt(have, end-n); err != nil {
+		return err
+	}
+	got := make([]byte, n)
+	if _, err := io.ReadFull(r, got); err != nil {
+		return err
+	}
+	if !bytes.Equal(have, got) {
+		return errors.New("the bytes differ")
+	}
 	return nil
 }
 

@@ -178,6 +178,14 @@ func TestVFolderCLI(t *testing.T) {
 		if fileSHA(t, out) != bigSum || !strings.Contains(r.stderr, "resumed at 1.0 MiB") {
 			t.Errorf("resumed download: checksum ok %v, stderr %q", fileSHA(t, out) == bigSum, r.stderr)
 		}
+		// A partial file that is not the start of the remote one is refused.
+		other, _ := randomFile(t, work, "other.bin", mib)
+		if r := cliRun(t, home, w.alice, "", "vfolder", "download", "--resume", "data:big.bin", other); r.code != exitError || !strings.Contains(r.stderr, "--force") {
+			t.Errorf("resuming onto another file: exit %d, %s; want 1 saying to use --force", r.code, r.stderr)
+		}
+		if st, _ := os.Stat(other); st.Size() != mib {
+			t.Errorf("the refused resume changed the local file to %d bytes", st.Size())
+		}
 		for _, args := range [][]string{{"vfolder", "ls", "--json"}, {"vfolder", "info", "data", "--json"}, {"vfolder", "info", "data:big.bin", "--json"},
 			{"vfolder", "hosts", "--json"}, {"vfolder", "invitations", "--json"}} {
 			r := wantOK(t, cliRun(t, home, w.alice, "", args...), strings.Join(args, " "))
