@@ -136,6 +136,14 @@ func (s *Server) startPortalSession(w http.ResponseWriter, r *http.Request, id s
 		writeError(w, r, err)
 		return bridge.PortalSession{}, bridge.User{}, false
 	}
+	// A new login replaces the browser's old session rather than leaving it
+	// alive behind the new cookie.
+	if old, err := r.Cookie(sessionCookie); err == nil && old.Value != "" {
+		if err := s.b.RevokePortalSession(r.Context(), old.Value); err != nil {
+			writeError(w, r, err)
+			return bridge.PortalSession{}, bridge.User{}, false
+		}
+	}
 	st := stateFrom(r.Context())
 	for _, n := range notes {
 		st.log.Warn("login: "+n, "user", u.Username)
@@ -165,10 +173,13 @@ func sessionResponse(u bridge.User, ps bridge.PortalSession) portalSessionRespon
 		ExpiresAt: &ps.ExpiresAt, IdleExpiresAt: &ps.IdleExpiresAt}
 }
 
-// safeReturnTo keeps post-login redirects on this gateway: a path, never
-// "//host" or "/\host", which browsers read as another host.
+// safeReturnTo keeps post-login redirects on this gateway: a path with an
+// optional query, never "//host" or "/\host" (which browsers read as
+// another host), nor anything with a scheme, host or control character.
 func safeReturnTo(v string) string {
-	if !strings.HasPrefix(v, "/") || strings.HasPrefix(v, "//") || strings.HasPrefix(v, "/\\") || strings.ContainsAny(v, "\r\n") {
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(v, "/") ||
+		strings.HasPrefix(v, "//") || strings.ContainsAny(v, "\\\r\n\t") {
 		return "/"
 	}
 	return v
@@ -237,7 +248,7 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, (&url.URL{Path: flow.ReturnTo}).EscapedPath(), http.StatusSeeOther)
+	http.Redirect(w, r, safeReturnTo(flow.ReturnTo), http.StatusSeeOther)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {

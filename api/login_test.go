@@ -467,3 +467,38 @@ func TestLoginClientMintsKeypairWithPortalSession(t *testing.T) {
 		t.Fatal("a wrong password logged in")
 	}
 }
+
+func TestLoginSafeReturnTo(t *testing.T) {
+	for in, want := range map[string]string{
+		"/sessions":                 "/sessions",
+		"/sessions?state=RUNNING#x": "/sessions?state=RUNNING#x",
+		"":                          "/",
+		"sessions":                  "/",
+		"//evil.example/":           "/",
+		"/\\evil.example/":          "/",
+		"https://evil.example/":     "/",
+		"/ok\r\nSet-Cookie: x=y":    "/",
+		"javascript:alert(1)":       "/",
+	} {
+		if got := safeReturnTo(in); got != want {
+			t.Errorf("safeReturnTo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Logging in again from a browser that holds a session replaces it.
+func TestLoginAgainRevokesThePortalSessionItReplaces(t *testing.T) {
+	a := newLoginAPI(t)
+	resp, _ := a.passwordLogin("alice", "alice-pw", nil)
+	first := cookieNamed(resp, sessionCookie)
+	if first == nil {
+		t.Fatal("no cookie")
+	}
+	resp, body := a.passwordLogin("alice", "alice-pw", http.Header{"Cookie": {sessionCookie + "=" + first.Value}})
+	second := cookieNamed(resp, sessionCookie)
+	if resp.StatusCode != 200 || second == nil || second.Value == first.Value {
+		t.Fatalf("second login: %d %s", resp.StatusCode, body)
+	}
+	a.wantProblem(a.withCookie("GET", "/api/v1/me", nil, first.Value, ""), http.StatusUnauthorized)
+	a.wantStatus(a.withCookie("GET", "/api/v1/me", nil, second.Value, ""), http.StatusOK)
+}

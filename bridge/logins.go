@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/puddle/v2"
 )
 
 // Portal logins: the server-side sessions behind the portal's cookie (only
@@ -183,8 +184,10 @@ type LoginRevocation struct {
 // such code knows PortalSession.ExpiresAt and checks the idle expiry itself.
 //
 // Each call holds one database connection in LISTEN, so call it once per
-// process and fan out. A slow reader delays its own deliveries, never the
-// bridge; PostgreSQL queues notifications meanwhile.
+// process and fan out. The connection is taken out of the pool, so it never
+// keeps the pool from closing; once the pool is closed and the connection
+// lost, the channel is closed too. A slow reader delays its own
+// deliveries, never the bridge; PostgreSQL queues notifications meanwhile.
 func (b *Bridge) LoginRevocations(ctx context.Context) <-chan LoginRevocation {
 	ch := make(chan LoginRevocation, 64)
 	ready := make(chan struct{})
@@ -200,7 +203,7 @@ func (b *Bridge) LoginRevocations(ctx context.Context) <-chan LoginRevocation {
 				}
 			}
 			err := b.listenRevocations(ctx, ch, ready)
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, puddle.ErrClosedPool) {
 				return
 			}
 			b.log.Warn("login revocations: listening failed; retrying", "err", err, "in", backoff)
@@ -223,15 +226,14 @@ func (b *Bridge) LoginRevocations(ctx context.Context) <-chan LoginRevocation {
 }
 
 func (b *Bridge) listenRevocations(ctx context.Context, ch chan<- LoginRevocation, ready chan struct{}) error {
-	conn, err := b.db.Acquire(ctx)
+	pc, err := b.db.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	// A connection that was LISTENing goes back to no pool.
-	defer func() {
-		_ = conn.Conn().Close(context.WithoutCancel(ctx))
-		conn.Release()
-	}()
+	// Hijacked: held for as long as the subscriber lives, it must not keep
+	// the pool from closing, and having LISTENed it goes back to no pool.
+	conn := pc.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+loginRevokedChannel); err != nil {
 		return err
 	}
@@ -241,7 +243,7 @@ func (b *Bridge) listenRevocations(ctx context.Context, ch chan<- LoginRevocatio
 		close(ready)
 	}
 	for {
-		n, err := conn.Conn().WaitForNotification(ctx)
+		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}

@@ -234,3 +234,23 @@ func TestLoginLocalPasswordAndOIDCFlow(t *testing.T) {
 		t.Fatalf("an expired flow: %v", err)
 	}
 }
+
+// A subscriber that never stops must not keep the pool from closing, and
+// its channel closes once the pool is gone.
+func TestLoginRevocationsLetThePoolClose(t *testing.T) {
+	w := newCredWorld(t)
+	revocations := w.b.LoginRevocations(context.Background())
+	closed := make(chan struct{})
+	go func() {
+		w.b.db.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing the pool waits for the LISTEN connection")
+	}
+	// The database is dropped when the test ends, which ends the
+	// connection; nothing more is asserted here than that Close returned.
+	_ = revocations
+}
