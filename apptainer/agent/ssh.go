@@ -410,7 +410,14 @@ func (a *Agent) serveSFTP(ch ssh.Channel) {
 	if home, err := os.UserHomeDir(); err == nil {
 		opts = append(opts, sftp.WithServerWorkingDirectory(home))
 	}
-	srv, err := sftp.NewServer(ch, opts...)
+	// The server closes what it serves on when it ends, but the exit
+	// status must still go out on the channel: hand it one without Close.
+	rw := struct {
+		io.Reader
+		io.Writer
+		io.Closer
+	}{ch, ch, io.NopCloser(nil)}
+	srv, err := sftp.NewServer(rw, opts...)
 	if err != nil {
 		fmt.Fprintf(ch.Stderr(), "slurmgate agent: sftp: %v\n", err)
 		sendExit(ch, 1)
