@@ -285,6 +285,10 @@ func TestVFolderCLI(t *testing.T) {
 		time.Sleep(300 * time.Millisecond) // some bytes on their way
 		cmd.Process.Signal(syscall.SIGINT)
 		cmd.Wait()
+		// The terminal may still hold the last lines after the exit.
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(shown(), "run the same command again") && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
 		if code := cmd.ProcessState.ExitCode(); code != exitSignal || !strings.Contains(shown(), "run the same command again") {
 			t.Fatalf("Ctrl-C during an upload: exit %d, terminal:\n%s\nwant 130 and how to resume", code, shown())
 		}
@@ -351,6 +355,20 @@ func TestVFolderCLI(t *testing.T) {
 		json.Unmarshal([]byte(r.stdout), &files)
 		if len(files) != 2 || files[0].Name != "b" || files[0].Type != "dir" || files[1].Name != "d.bin" {
 			t.Fatalf("data:a holds %s; want b/ and d.bin", r.stdout)
+		}
+		// A local tree goes up with --recursive, below the target directory.
+		tree := filepath.Join(work, "tree")
+		os.MkdirAll(filepath.Join(tree, "sub"), 0o755)
+		os.WriteFile(filepath.Join(tree, "top.txt"), []byte("top"), 0o644)
+		os.WriteFile(filepath.Join(tree, "sub", "leaf.txt"), []byte("leaf"), 0o644)
+		if r := cliRun(t, home, w.alice, "", "vfolder", "upload", tree, "data:a/"); r.code != exitUsage || !strings.Contains(r.stderr, "--recursive") {
+			t.Errorf("a directory without --recursive: exit %d, %s", r.code, r.stderr)
+		}
+		wantOK(t, cliRun(t, home, w.alice, "", "vfolder", "upload", "-r", tree, "data:a/"), "upload -r")
+		r = wantOK(t, cliRun(t, home, w.alice, "", "vfolder", "info", "data:a/tree/sub/leaf.txt", "--json"), "info leaf")
+		var leaf client.FileEntry
+		if err := json.Unmarshal([]byte(r.stdout), &leaf); err != nil || leaf.Size != 4 || leaf.Type != "file" {
+			t.Errorf("uploaded tree's leaf: %s (%v)", r.stdout, err)
 		}
 		wantOK(t, cliRun(t, home, w.alice, "", "vfolder", "download", "data:a", work), "download a directory")
 		zr, err := zip.OpenReader(filepath.Join(work, "a.zip"))
