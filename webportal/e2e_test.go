@@ -29,6 +29,8 @@ import (
 	"github.com/slurmgate/slurmgate/sso"
 	"github.com/slurmgate/slurmgate/sso/ssotest"
 	"github.com/slurmgate/slurmgate/testdata/cluster"
+	"github.com/slurmgate/slurmgate/vfolder"
+	"github.com/slurmgate/slurmgate/vfolder/vfoldertest"
 	"github.com/slurmgate/slurmgate/webportal"
 )
 
@@ -61,17 +63,21 @@ func requireBrowser(t *testing.T) {
 }
 
 // world is a gateway with a domain, project vision (alice a member), bob
-// (no project yet) and a superadmin (carol). Alice signs in through the
-// test LDAP directory or the in-process OpenID Provider, carol with a
-// keypair.
+// (no project yet), a superadmin (carol) and a storage host for folders.
+// Alice signs in through the test LDAP directory or the in-process OpenID
+// Provider, carol with a keypair. The account sync manages only Slurm
+// accounts of the world's own organization (the domain's name), so applying
+// it from the browser touches nothing else on the shared cluster.
 type world struct {
-	URL      string
-	Domain   string
-	Project  string
-	Alice    keypair
-	Admin    keypair
-	Bob      string
-	CPULimit int
+	URL     string
+	Domain  string
+	Project string
+	// VFolderHost is the storage host folders are created on.
+	VFolderHost string
+	Alice       keypair
+	Admin       keypair
+	Bob         string
+	CPULimit    int
 	// Passwords of alice in the directory and at the OpenID Provider.
 	AliceLDAPPassword, AliceOIDCPassword string
 	OIDCName                             string
@@ -99,13 +105,17 @@ func newWorld(t *testing.T) *world {
 	}
 	t.Cleanup(func() { logf.Close() })
 	log := slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	host, err := vfolder.OpenHost(vfoldertest.Host(t, "local"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts := httptest.NewUnstartedServer(nil)
+	w := &world{URL: "http://" + ts.Listener.Addr().String(), Domain: fmt.Sprintf("w%x", time.Now().UnixNano()&0xffffffff), Bob: "bob", CPULimit: 2,
+		VFolderHost: host.Name(), AliceLDAPPassword: "alice-pw", AliceOIDCPassword: "alice-op-pw", OIDCName: "Test SSO"}
 	b := bridge.New(bridgetest.Pool(t), slurm, bridge.Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir,
-		ReconcileInterval: 300 * time.Millisecond, SecretKey: key,
+		ManagedOrganization: w.Domain, ReconcileInterval: 300 * time.Millisecond, SecretKey: key, VFolderHosts: []*vfolder.Host{host},
 		AgentBinary: agentBinary(t, env), TunnelURL: "ws://" + ts.Listener.Addr().String() + "/api/v1/agent/tunnel"}, log)
 
-	w := &world{URL: "http://" + ts.Listener.Addr().String(), Domain: fmt.Sprintf("w%x", time.Now().UnixNano()&0xffffffff), Bob: "bob", CPULimit: 2,
-		AliceLDAPPassword: "alice-pw", AliceOIDCPassword: "alice-op-pw", OIDCName: "Test SSO"}
 	op := ssotest.New(t, w.URL+"/api/v1/auth/oidc/callback", ssotest.User{Username: "alice", Password: w.AliceOIDCPassword, Name: "Alice Liddell"})
 	svc, err := sso.New(t.Context(), sso.Config{
 		ProvisionDomain: w.Domain,
@@ -164,8 +174,9 @@ func newWorld(t *testing.T) *world {
 	must(b.CreateScalingGroup(ctx, bridge.System, bridge.ScalingGroup{Name: "cpu", Description: "CPU nodes", Partitions: []string{"cpu"}}))
 	must(b.CreateImage(ctx, bridge.System, bridge.Image{Name: "host", Tag: "latest", Location: "/", Runtime: "none"}))
 
-	// The Slurm side of the project, as the account sync would make it.
-	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: w.Domain, Organization: "slurmgate-test"}); err != nil {
+	// The Slurm side of the project, as the account sync would make it (and
+	// owned by the world's organization, so the sync manages it).
+	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: w.Domain, Organization: w.Domain}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -176,6 +187,8 @@ func newWorld(t *testing.T) *world {
 				slurm.Cancel(context.Background(), s.Owner, slurmctl.JobID(*s.JobID))
 			}
 		}
+		// The admin scenario's project, made in Slurm by the sync it applies.
+		slurm.DeleteAccount(context.Background(), w.Domain+".robotics")
 		for range 50 { // Slurm keeps an account while its cancelled jobs finish.
 			err := slurm.DeleteAccount(context.Background(), w.Domain)
 			if err == nil || errors.Is(err, slurmctl.ErrNotFound) {
@@ -184,7 +197,7 @@ func newWorld(t *testing.T) *world {
 			time.Sleep(200 * time.Millisecond)
 		}
 	})
-	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: project.Account(), Parent: w.Domain, Organization: "slurmgate-test"}); err != nil {
+	if err := slurm.CreateAccount(ctx, slurmctl.Account{Name: project.Account(), Parent: w.Domain, Organization: w.Domain}); err != nil {
 		t.Fatal(err)
 	}
 	if err := slurm.CreateAssociation(ctx, slurmctl.Association{Account: project.Account(), User: "alice"}); err != nil {
@@ -257,7 +270,35 @@ func TestPortalInBrowser(t *testing.T) {
 	w := newWorld(t)
 	// In order: each builds on what the one before left (alice's finished
 	// session shows on the phone dashboard).
-	for _, sc := range []string{"batch", "over-quota", "keypairs", "terminal", "admin", "phone"} {
-		t.Run(sc, func(t *testing.T) { browse(t, w, sc) })
+	for _, sc := range []string{"batch", "over-quota", "keypairs", "terminal", "admin", "vfolders", "vfolder-quota", "phone"} {
+		t.Run(sc, func(t *testing.T) {
+			browse(t, w, sc)
+			if sc == "admin" {
+				requireSynced(t, w, "robotics", "bob")
+			}
+		})
 	}
+}
+
+// requireSynced checks in Slurm itself that the sync the admin scenario
+// applied from the browser made user's association in the project's account.
+func requireSynced(t *testing.T, w *world, project, user string) {
+	t.Helper()
+	env := cluster.Require(t)
+	slurm, err := slurmctl.New(slurmctl.Config{URL: env.RestURL, Cluster: env.Name, JWTKey: env.JWTKey(t), SlurmConf: env.SlurmConf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	account := w.Domain + "." + project
+	as, err := slurm.Associations(t.Context(), slurmctl.AssociationFilter{Account: account, User: user})
+	if err != nil {
+		t.Fatalf("reading %s's association in %s back from Slurm: %v", user, account, err)
+	}
+	for _, a := range as {
+		if a.User == user && a.Account == account {
+			t.Logf("Slurm has the association of %s in %s", a.User, a.Account)
+			return
+		}
+	}
+	t.Fatalf("after applying the sync in the browser, Slurm has no association of %s in account %s (read back: %+v)", user, account, as)
 }

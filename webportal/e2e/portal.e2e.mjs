@@ -4,7 +4,8 @@
 // CPULimit), PORTAL_ARTIFACTS (where screenshots go) and CHROMIUM set.
 // Playwright drives Debian's Chromium headless; nothing is downloaded.
 import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -29,7 +30,8 @@ async function browser(viewport = { width: 1280, height: 860 }) {
   const problems = [];
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => {
-    if (m.type() === "error" && !/status of (401|403|404)/.test(m.text())) problems.push(`console: ${m.text()}`);
+    // Refusals the scenarios provoke, and the connection the resume scenario breaks on purpose.
+    if (m.type() === "error" && !/status of (401|403|404)|ERR_CONNECTION_RESET/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   return {
     page,
@@ -81,6 +83,45 @@ async function signInOIDC(page, user, password, next = "/") {
 
 function expect(cond, what) {
   if (!cond) throw new Error(`expected ${what}`);
+}
+
+const sha256 = (b) => createHash("sha256").update(b).digest("hex");
+
+// watchProgress records every value the page's upload progress bars take,
+// to show that progress was drawn between nothing and everything.
+async function watchProgress(page) {
+  await page.evaluate(() => {
+    window.__progress = [];
+    new MutationObserver((ms) => {
+      for (const m of ms) if (m.target instanceof HTMLProgressElement) window.__progress.push([m.target.value, m.target.max]);
+    }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ["value"] });
+  });
+}
+
+// downloaded clicks something that downloads and returns the file's bytes and name.
+async function downloaded(page, click) {
+  const [dl] = await Promise.all([page.waitForEvent("download"), click()]);
+  const failure = await dl.failure();
+  if (failure) throw new Error(`download of ${dl.suggestedFilename()} failed: ${failure}`);
+  return { name: dl.suggestedFilename(), bytes: readFileSync(await dl.path()) };
+}
+
+// dropFiles drops files on an element the way a desktop drag-and-drop does.
+async function dropFiles(page, selector, files) {
+  const dt = await page.evaluateHandle((fs) => {
+    const dt = new DataTransfer();
+    for (const f of fs) dt.items.add(new File([new Uint8Array(f.bytes)], f.name, { type: "application/octet-stream" }));
+    return dt;
+  }, files.map((f) => ({ name: f.name, bytes: [...f.bytes] })));
+  for (const type of ["dragenter", "dragover", "drop"]) await page.dispatchEvent(selector, type, { dataTransfer: dt });
+}
+
+// openFolder goes to the folder list and into one folder.
+async function openFolder(page, name) {
+  await page.getByRole("link", { name: "Folders", exact: true }).click();
+  await page.getByRole("heading", { name: "Folders", exact: true }).waitFor();
+  await page.locator(`tr[data-vfolder="${name}"] a`).click();
+  await page.getByRole("heading", { name: `Folder ${name}` }).waitFor();
 }
 
 const scenarios = {
@@ -221,12 +262,37 @@ const scenarios = {
     await page.getByRole("button", { name: "Add member" }).click();
     await page.locator('tr[data-member="bob"]').waitFor();
     await shot(page, "project-with-bob");
-    for (const section of ["Images", "Policies", "Cluster"]) {
+    for (const section of ["Images", "Policies"]) {
       await page.getByRole("link", { name: section, exact: true }).click();
       await page.getByRole("heading", { name: new RegExp(`^Admin: ${section}`) }).waitFor();
       await page.locator(".card").first().waitFor();
       await shot(page, section.toLowerCase());
     }
+    // The cluster: every partition and node with its CPUs in use as a bar.
+    await page.getByRole("link", { name: "Cluster", exact: true }).click();
+    await page.getByRole("heading", { name: "Admin: Cluster" }).waitFor();
+    await page.locator('tr[data-partition="cpu"] meter').first().waitFor();
+    const nodes = await page.locator("tr[data-node]").count();
+    expect(nodes >= 1, `nodes listed, got ${nodes}`);
+    expect((await page.locator("tr[data-node] meter").count()) >= 2 * nodes, "CPU and memory bars for every node");
+    await shot(page, "cluster");
+    // The sync plan shows the new project and bob's membership as drift;
+    // applying it makes them in Slurm (the Go test reads them back).
+    await page.getByRole("link", { name: "Slurm sync", exact: true }).click();
+    await page.getByRole("heading", { name: "Admin: Slurm sync" }).waitFor();
+    const account = `${world.Domain}.robotics`;
+    await page.locator(`tr[data-change="create account"][data-account="${account}"]`).waitFor();
+    await page.locator(`tr[data-change="create association"][data-account="${account}"][data-user="bob"]`).waitFor();
+    await shot(page, "sync-plan");
+    page.once("dialog", (d) => d.accept()); // only asked when the plan deletes something
+    await page.getByRole("button", { name: "Apply plan" }).click();
+    const applied = page.locator("[data-applied]");
+    await applied.waitFor({ timeout: 60_000 });
+    log("sync:", await applied.textContent());
+    expect(Number(await applied.getAttribute("data-applied")) >= 2, "at least the account and the association applied");
+    if (await page.locator("[data-failed]").count()) throw new Error(`expected no failed changes, got: ${await page.locator("[data-failed]").textContent()}`);
+    await page.locator(`tr[data-account="${account}"]`).waitFor({ state: "detached" });
+    await shot(page, "sync-applied");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.waitForURL(/\/login\?signed_out=1/);
     await page.getByText("You are signed out.").waitFor();
@@ -234,6 +300,115 @@ const scenarios = {
     await page.goto(world.URL + "/admin");
     await page.waitForURL(/\/login/);
     await shot(page, "signed-out");
+  },
+
+  // Alice's folders: create one, make a directory, upload by drag and drop
+  // and by choosing files (with progress), download and compare the bytes,
+  // download the folder as a zip, rename and delete, invite bob; then an
+  // upload broken off mid-way resumes after a reload without starting over.
+  async vfolders({ page }) {
+    await signInLDAP(page, "alice", world.AliceLDAPPassword);
+    await page.getByRole("link", { name: "Folders", exact: true }).click();
+    await page.getByRole("heading", { name: "Folders", exact: true }).waitFor();
+    await page.getByLabel("Name").fill("data");
+    await page.getByLabel("Quota (MiB)").fill("200");
+    await page.getByRole("button", { name: "Create folder" }).click();
+    await page.locator('tr[data-vfolder="data"] meter').waitFor();
+    await shot(page, "list");
+    await openFolder(page, "data");
+
+    await page.getByLabel("New directory").fill("results");
+    await page.getByRole("button", { name: "Create directory" }).click();
+    await page.locator('tr[data-file="results"][data-type="dir"]').waitFor();
+
+    // Drag and drop a small file.
+    const notes = Buffer.from("notes from the browser test\n");
+    await dropFiles(page, "[data-dropzone]", [{ name: "notes.txt", bytes: notes }]);
+    await page.locator('li[data-upload="notes.txt"][data-state="done"]').waitFor();
+    await page.locator('tr[data-file="notes.txt"]').waitFor();
+
+    // Choose a file bigger than one chunk: progress is drawn between 0 and 100 %.
+    const big = randomBytes(20 << 20);
+    await watchProgress(page);
+    await page.locator("#upload-files").setInputFiles({ name: "big.bin", mimeType: "application/octet-stream", buffer: big });
+    await page.locator('li[data-upload="big.bin"][data-state="done"]').waitFor({ timeout: 60_000 });
+    const seen = await page.evaluate(() => window.__progress);
+    expect(seen.some(([v, max]) => v > 0 && v < max), `progress between 0 and 100 %, saw ${JSON.stringify(seen.slice(0, 10))}`);
+    log(`big.bin: ${seen.length} progress updates`);
+    await page.locator('tr[data-file="big.bin"]').waitFor();
+    await shot(page, "uploaded");
+
+    const got = await downloaded(page, () => page.getByRole("button", { name: "Download big.bin", exact: true }).click());
+    expect(got.name === "big.bin" && sha256(got.bytes) === sha256(big), `the downloaded big.bin to match the upload (${got.bytes.length} bytes)`);
+    const zip = await downloaded(page, () => page.getByRole("button", { name: "Download folder as zip" }).click());
+    expect(zip.name.endsWith(".zip") && zip.bytes.subarray(0, 2).toString() === "PK", `a zip of the folder, got ${zip.name} starting ${zip.bytes.subarray(0, 4).toString("hex")}`);
+    expect(zip.bytes.includes(Buffer.from("notes.txt")) && zip.bytes.includes(Buffer.from("results/")), "notes.txt and results/ in the zip");
+
+    // Rename, then delete with confirmation.
+    await page.getByRole("button", { name: "Rename notes.txt" }).click();
+    await page.getByLabel("New name for notes.txt").fill("readme.txt");
+    await page.getByLabel("New name for notes.txt").press("Enter");
+    await page.locator('tr[data-file="readme.txt"]').waitFor();
+    page.once("dialog", (d) => d.accept());
+    await page.getByRole("button", { name: "Delete readme.txt" }).click();
+    await page.locator('tr[data-file="readme.txt"]').waitFor({ state: "detached" });
+
+    // Share with bob: an invitation until he accepts.
+    await page.getByLabel("User", { exact: true }).fill("bob");
+    await page.getByLabel("Permission").selectOption("ro");
+    await page.getByRole("button", { name: "Invite" }).click();
+    await page.locator('li[data-share="bob"][data-state="pending"]').waitFor();
+    await shot(page, "shared");
+
+    // Resume: the connection breaks after the first chunk (every later
+    // PATCH fails), the page gives up and is reloaded; choosing the same
+    // file again continues from what the gateway has.
+    const dir = mkdtempSync(join(tmpdir(), "portal-upload-"));
+    const file = join(dir, "resume.bin");
+    const body = randomBytes(20 << 20);
+    writeFileSync(file, body);
+    utimesSync(file, new Date("2024-05-01T10:00:00Z"), new Date("2024-05-01T10:00:00Z"));
+    let patches = 0;
+    await page.route("**/api/v1/uploads/**", (route) => (route.request().method() === "PATCH" && patches++ >= 1 ? route.abort("connectionreset") : route.continue()));
+    await page.locator("#upload-files").setInputFiles(file);
+    await page.locator('li[data-upload="resume.bin"][data-state="failed"]').waitFor({ timeout: 60_000 });
+    await page.getByRole("button", { name: "Resume upload of resume.bin" }).waitFor();
+    await shot(page, "upload-broken");
+    await page.unrouteAll();
+    await page.reload();
+    await page.locator('[data-unfinished="resume.bin"]').waitFor();
+    await shot(page, "upload-unfinished");
+    await page.locator("#upload-files").setInputFiles(file);
+    const done = page.locator('li[data-upload="resume.bin"][data-state="done"]');
+    await done.waitFor({ timeout: 60_000 });
+    const from = Number(await done.getAttribute("data-resumed-from"));
+    expect(from >= 8 << 20, `the upload to resume at the first chunk's end or later, resumed at ${from}`);
+    log(`resume.bin resumed at ${from} bytes after a reload`);
+    const again = await downloaded(page, () => page.getByRole("button", { name: "Download resume.bin", exact: true }).click());
+    expect(sha256(again.bytes) === sha256(body), "the resumed file's bytes to match");
+    rmSync(dir, { recursive: true, force: true });
+    await shot(page, "resumed");
+  },
+
+  // An upload bigger than the folder's quota is refused before any byte is
+  // sent, and the refusal names the limit.
+  async "vfolder-quota"({ page }) {
+    await signInLDAP(page, "alice", world.AliceLDAPPassword);
+    await page.getByRole("link", { name: "Folders", exact: true }).click();
+    await page.getByLabel("Name").fill("tiny");
+    await page.getByLabel("Quota (MiB)").fill("1");
+    await page.getByRole("button", { name: "Create folder" }).click();
+    await page.locator('tr[data-vfolder="tiny"]').waitFor();
+    await openFolder(page, "tiny");
+    await page.locator("#upload-files").setInputFiles({ name: "too-big.bin", mimeType: "application/octet-stream", buffer: randomBytes(2 << 20) });
+    const alert = page.locator('li[data-upload="too-big.bin"][data-state="failed"] [role="alert"][data-limit="vfolder_quota_bytes"]');
+    await alert.waitFor();
+    const text = await alert.textContent();
+    log("refusal:", text);
+    expect(text.includes("at most 1 MiB") && text.includes("2 MiB asked"), `the refusal to name the 1 MiB quota, got ${JSON.stringify(text)}`);
+    expect(await page.getByRole("button", { name: "Resume upload of too-big.bin" }).isHidden(), "no Resume for a refusal");
+    expect((await page.locator('tr[data-file="too-big.bin"]').count()) === 0, "nothing written");
+    await shot(page, "refused");
   },
 
   // The dashboard and a session page on a phone-sized screen.
@@ -245,8 +420,16 @@ const scenarios = {
     await page.locator(".session-row a").first().click();
     await page.locator("h1 .badge").waitFor();
     await shot(page, "session");
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    expect(overflow <= 1, `no sideways scrolling on a phone, page is ${overflow}px too wide`);
+    const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect((await overflow()) <= 1, `no sideways scrolling on a phone, the session page is ${await overflow()}px too wide`);
+    await page.goto(world.URL + "/vfolders");
+    await page.locator('tr[data-vfolder="data"]').waitFor();
+    await shot(page, "folders");
+    expect((await overflow()) <= 1, `no sideways scrolling on a phone, the folder list is ${await overflow()}px too wide`);
+    await page.locator('tr[data-vfolder="data"] a').click();
+    await page.locator('tr[data-file="big.bin"]').waitFor();
+    await shot(page, "folder");
+    expect((await overflow()) <= 1, `no sideways scrolling on a phone, the folder page is ${await overflow()}px too wide`);
   },
 };
 

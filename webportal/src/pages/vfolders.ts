@@ -192,7 +192,7 @@ export const vfolderPage: Page = {
       ctx.signal.addEventListener("abort", () => ctl.abort(), { once: true });
       const prog = h("progress", { max: file.size || 1, value: 0, "aria-label": `Uploading ${file.name}` });
       const text = h("span", { class: "upload-text" }, "Starting…");
-      const retry = h("button", { type: "button", class: "small", hidden: true }, "Resume");
+      const retry = h("button", { type: "button", class: "small", hidden: true, "aria-label": `Resume upload of ${file.name}` }, "Resume");
       const cancel = h("button", { type: "button", class: "small", "aria-label": `Cancel upload of ${file.name}` }, "Cancel");
       const li = h("li", { class: "upload", "data-upload": file.name, "data-state": "running" }, h("strong", null, dest), prog, text, retry, cancel);
       uploadsEl.append(li);
@@ -273,7 +273,7 @@ export const vfolderPage: Page = {
 
     const mkName = h("input", { name: "dir_name", required: true, spellcheck: "false", autocomplete: "off" });
     const mkBtn = h("button", { type: "submit" }, "Create directory");
-    const mk = h("form", { class: "inline-form", "aria-label": "New directory" }, field("New directory", mkName), mkBtn);
+    const mk = h("form", { class: "inline-form", "aria-label": "Make a directory" }, field("New directory", mkName), mkBtn);
     mk.addEventListener("submit", async (e) => {
       e.preventDefault();
       try {
