@@ -48,8 +48,9 @@ func (a *Agent) serveProcess(s *tunnel.Stream) {
 	}
 	fw := tunnel.NewFrameWriter(s)
 	var (
-		ptmx  *os.File
-		stdin io.WriteCloser
+		ptmx     *os.File
+		stdin    io.WriteCloser
+		accepted = make(chan struct{})
 	)
 	if tty {
 		rows, cols := h.Rows, h.Cols
@@ -67,8 +68,10 @@ func (a *Agent) serveProcess(s *tunnel.Stream) {
 			return err
 		})
 	} else {
-		cmd.Stdout = fw.Writer(tunnel.FrameStdout)
-		cmd.Stderr = fw.Writer(tunnel.FrameStderr)
+		// A quick command writes before the stream is accepted; its
+		// output waits, or the gateway would read a frame as the reply.
+		cmd.Stdout = gatedWriter{fw.Writer(tunnel.FrameStdout), accepted}
+		cmd.Stderr = gatedWriter{fw.Writer(tunnel.FrameStderr), accepted}
 		if stdin, err = cmd.StdinPipe(); err == nil {
 			err = a.procs.start(cmd, nil)
 		}
@@ -77,7 +80,9 @@ func (a *Agent) serveProcess(s *tunnel.Stream) {
 		s.Reject("cannot start " + argv[0] + ": " + err.Error())
 		return
 	}
-	if err := s.Accept(); err != nil {
+	err = s.Accept()
+	close(accepted)
+	if err != nil {
 		a.procs.terminate(cmd.Process.Pid, syscall.SIGKILL, 0)
 		a.procs.wait(cmd)
 		return
@@ -171,4 +176,15 @@ func (a *Agent) runBatch(command string) tunnel.ExitStatus {
 		st.Error = err.Error()
 	}
 	return st
+}
+
+// gatedWriter holds writes until open is closed.
+type gatedWriter struct {
+	w    io.Writer
+	open <-chan struct{}
+}
+
+func (g gatedWriter) Write(p []byte) (int, error) {
+	<-g.open
+	return g.w.Write(p)
 }

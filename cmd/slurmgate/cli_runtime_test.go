@@ -26,6 +26,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+
 	"github.com/slurmgate/slurmgate/api"
 	"github.com/slurmgate/slurmgate/bridge"
 	"github.com/slurmgate/slurmgate/bridge/bridgetest"
@@ -208,6 +211,63 @@ func TestCLIRuntimeCommands(t *testing.T) {
 		if r.code != 5 || !strings.Contains(r.stdout, "product=42") {
 			t.Errorf("exit %d, stdout %q, stderr %q; want 5 and product=42", r.code, r.stdout, r.stderr)
 		}
+	})
+
+	t.Run("session shell on a terminal: raw mode, resize, restored", func(t *testing.T) {
+		ptmx, tty, err := pty.Open()
+		if err != nil {
+			t.Fatalf("opening a pseudo-terminal: %v", err)
+		}
+		defer ptmx.Close()
+		pty.Setsize(ptmx, &pty.Winsize{Rows: 30, Cols: 100})
+		cooked, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := cliCmd(t, home, w.alice, "", "session", "shell", w.sid)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+		// The CLI leads a session with this terminal as its controlling
+		// one, as in a person's shell, so that resizing sends it SIGWINCH.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		screen := &lockedLog{}
+		go io.Copy(screen, ptmx)
+		waitFor := func(text string) {
+			t.Helper()
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				if strings.Contains(screen.String(), text) {
+					return
+				}
+			}
+			t.Fatalf("the terminal never showed %q:\n%q", text, screen.String())
+		}
+		// Typed characters reach the remote shell one by one (raw mode),
+		// and its echo is the only echo: the local terminal echoes nothing.
+		io.WriteString(ptmx, "echo size=$(stty size)\r")
+		waitFor("size=30 100")
+		pty.Setsize(ptmx, &pty.Winsize{Rows: 41, Cols: 120})
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(screen.String(), "size=41 120"); time.Sleep(200 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the remote terminal never took the new size:\n%q", screen.String())
+			}
+			io.WriteString(ptmx, "echo size=$(stty size)\r")
+		}
+		io.WriteString(ptmx, "exit 6\r")
+		err = cmd.Wait()
+		if code := cmd.ProcessState.ExitCode(); code != 6 {
+			t.Errorf("session shell exited %d (%v); want the shell's 6\n%q", code, err, screen.String())
+		}
+		after, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Lflag != cooked.Lflag || after.Iflag != cooked.Iflag || after.Oflag != cooked.Oflag {
+			t.Errorf("terminal modes after the shell: lflag %#x iflag %#x oflag %#x; want restored to %#x %#x %#x",
+				after.Lflag, after.Iflag, after.Oflag, cooked.Lflag, cooked.Iflag, cooked.Oflag)
+		}
+		tty.Close()
 	})
 
 	t.Run("app ls", func(t *testing.T) {
