@@ -79,7 +79,7 @@ type testGateway struct {
 	reports []tunnel.Report
 }
 
-func newTestGateway(t *testing.T, secret string) *testGateway {
+func newTestGateway(t testing.TB, secret string) *testGateway {
 	g := &testGateway{conns: make(chan *tunnel.Conn, 8)}
 	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := tunnel.Accept(w, r, tunnel.AcceptConfig{

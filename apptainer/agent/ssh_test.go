@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -200,3 +201,84 @@ func TestBuiltInSSH(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkSSHExec: running `true` over a new SSH session on an open SSH
+// connection (what scripted `ssh host cmd` with ControlMaster costs beyond
+// the handshake) against the tunnel's own exec stream, in the same run;
+// and a fresh SSH connection (stream, handshake, session) per command,
+// what plain `ssh host cmd` pays.
+func BenchmarkSSHExec(b *testing.B) {
+	const secret = "YmVuY2g"
+	g := newTestGateway(b, secret)
+	cfg := &Config{SessionID: "s-bench-ssh", GatewayURL: g.url(), Secret: secret, Runtime: "none", Interactive: true,
+		StateDir: filepath.Join(b.TempDir(), "state"), StopGrace: Duration(2 * time.Second)}
+	a, err := New(cfg, Options{Logger: slogDiscard(), Stdout: io.Discard, Stderr: io.Discard,
+		Keepalive: tunnel.Keepalive{Interval: time.Second, Timeout: 5 * time.Second}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	var conn *tunnel.Conn
+	select {
+	case conn = <-g.conns:
+	case <-time.After(15 * time.Second):
+		b.Fatal("the agent did not connect")
+	}
+	for a.instance() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	dial := func() *ssh.Client {
+		s, err := conn.OpenStream(ctx, tunnel.Header{Kind: tunnel.KindTCP, Service: SSHService})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sc, chans, reqs, err := ssh.NewClientConn(s, "bench", &ssh.ClientConfig{HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return ssh.NewClient(sc, chans, reqs)
+	}
+	sshRun := func(cl *ssh.Client) {
+		s, err := cl.NewSession()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Run("true"); err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+	measure := func(f func()) time.Duration {
+		t0 := time.Now()
+		for range b.N {
+			f()
+		}
+		return time.Since(t0) / time.Duration(b.N)
+	}
+	native := measure(func() {
+		p, err := tunnel.StartProcess(ctx, conn, tunnel.Header{Kind: tunnel.KindExec, Argv: []string{"/bin/sh", "-c", "true"}},
+			tunnel.ProcessOutput{Stdout: io.Discard, Stderr: io.Discard})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st, err := p.Wait(); err != nil || st.Code != 0 {
+			b.Fatal(st, err)
+		}
+		p.Close()
+	})
+	cl := dial()
+	b.ResetTimer()
+	session := measure(func() { sshRun(cl) })
+	cl.Close()
+	fresh := measure(func() { c := dial(); sshRun(c); c.Close() })
+	b.ReportMetric(float64(native.Microseconds()), "exec-µs/op")
+	b.ReportMetric(float64(session.Microseconds()), "ssh-session-µs/op")
+	b.ReportMetric(float64(fresh.Microseconds()), "ssh-connect-µs/op")
+	b.ReportMetric(float64(session)/float64(native), "ssh-session/exec")
+	b.ReportMetric(float64(fresh)/float64(native), "ssh-connect/exec")
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
