@@ -190,8 +190,12 @@ func (s *Server) oidcLogin(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, notFoundProblem.with("OpenID Connect login is not configured on this gateway ([sso.oidc])"))
 		return
 	}
-	authURL, f := s.sso.OIDC().Begin()
-	err := s.b.SaveOIDCFlow(r.Context(), bridge.OIDCFlow{State: f.State, Nonce: f.Nonce, Verifier: f.Verifier,
+	authURL, f, err := s.sso.OIDC().Begin(r.Context())
+	if err != nil {
+		s.loginRefused(w, r, err)
+		return
+	}
+	err = s.b.SaveOIDCFlow(r.Context(), bridge.OIDCFlow{State: f.State, Nonce: f.Nonce, Verifier: f.Verifier,
 		ReturnTo: safeReturnTo(r.URL.Query().Get("return_to"))}, oidcFlowTTL)
 	if err != nil {
 		writeError(w, r, err)

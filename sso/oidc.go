@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -43,15 +46,32 @@ type OIDCConfig struct {
 // OIDC is an OpenID Connect relying party: authorization code flow with
 // PKCE (S256), state and nonce, ID tokens verified by go-oidc (issuer,
 // audience, expiry, signature against the provider's JWKS).
+//
+// Discovery is lazy and retried: a provider that is down when the gateway
+// starts must not keep the gateway (and its LDAP and keypair users) down.
+// Until discovery succeeds, logins through this provider fail with
+// Unavailable and try discovery again, at most every discoveryRetry.
 type OIDC struct {
-	cfg        OIDCConfig
-	provider   *oidc.Provider
+	cfg    OIDCConfig
+	groups *GroupMapper
+	client *http.Client
+
+	mu      sync.Mutex
+	ep      *oidcEndpoints // nil until discovery succeeds
+	lastTry time.Time
+	lastErr error
+}
+
+// oidcEndpoints is what discovery learns about the provider.
+type oidcEndpoints struct {
 	verifier   *oidc.IDTokenVerifier
 	oauth      oauth2.Config
 	endSession string
-	groups     *GroupMapper
-	client     *http.Client
 }
+
+// discoveryRetry spaces discovery attempts while the provider is down, so a
+// burst of logins does not become a burst of requests to a struggling server.
+const discoveryRetry = 10 * time.Second
 
 // NewOIDC runs discovery against the issuer. client is used for every
 // request to the provider (discovery, token, JWKS); nil means
@@ -79,30 +99,58 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig, client *http.Client) (*OIDC, e
 	if client == nil {
 		client = http.DefaultClient
 	}
-	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, client), cfg.Issuer)
+	o := &OIDC{cfg: cfg, groups: groups, client: client}
+	// A first attempt now, so a misconfigured issuer shows in the start-up
+	// log; failing here is not fatal.
+	if _, err := o.endpoints(ctx); err != nil {
+		slog.Warn("OIDC provider not reachable yet; logins through it will retry discovery", "issuer", cfg.Issuer, "err", err)
+	}
+	return o, nil
+}
+
+// endpoints returns the discovered provider, discovering it if needed.
+func (o *OIDC) endpoints(ctx context.Context) (*oidcEndpoints, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ep != nil {
+		return o.ep, nil
+	}
+	if !o.lastTry.IsZero() && time.Since(o.lastTry) < discoveryRetry {
+		return nil, o.lastErr
+	}
+	o.lastTry = time.Now()
+	ep, err := o.discover(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("oidc discovery at %s: %w", cfg.Issuer, err)
+		o.lastErr = refuse(Unavailable, err, "the identity provider %s cannot be reached: try again shortly, or log in another way", o.cfg.Issuer)
+		return nil, o.lastErr
+	}
+	o.ep = ep
+	return ep, nil
+}
+
+func (o *OIDC) discover(ctx context.Context) (*oidcEndpoints, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, o.client), o.cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("oidc discovery at %s: %w", o.cfg.Issuer, err)
 	}
 	var extra struct {
 		EndSession string   `json:"end_session_endpoint"`
 		PKCE       []string `json:"code_challenge_methods_supported"`
 	}
 	if err := provider.Claims(&extra); err != nil {
-		return nil, fmt.Errorf("oidc discovery at %s: %w", cfg.Issuer, err)
+		return nil, fmt.Errorf("oidc discovery at %s: %w", o.cfg.Issuer, err)
 	}
-	return &OIDC{
-		cfg:        cfg,
-		provider:   provider,
-		verifier:   provider.Verifier(&oidc.Config{ClientID: cfg.ClientID}),
+	return &oidcEndpoints{
+		verifier:   provider.Verifier(&oidc.Config{ClientID: o.cfg.ClientID}),
 		endSession: extra.EndSession,
-		groups:     groups,
-		client:     client,
 		oauth: oauth2.Config{
-			ClientID:     cfg.ClientID,
-			ClientSecret: cfg.ClientSecret,
+			ClientID:     o.cfg.ClientID,
+			ClientSecret: o.cfg.ClientSecret,
 			Endpoint:     provider.Endpoint(),
-			RedirectURL:  cfg.RedirectURL,
-			Scopes:       append([]string{oidc.ScopeOpenID}, cfg.Scopes...),
+			RedirectURL:  o.cfg.RedirectURL,
+			Scopes:       append([]string{oidc.ScopeOpenID}, o.cfg.Scopes...),
 		},
 	}, nil
 }
@@ -118,10 +166,15 @@ type Flow struct {
 	Verifier string // the PKCE code verifier
 }
 
-// Begin starts a login: the URL to send the browser to, and its Flow.
-func (o *OIDC) Begin() (authURL string, f Flow) {
+// Begin starts a login: the URL to send the browser to, and its Flow. It
+// fails (Unavailable) only while the provider has never been reached.
+func (o *OIDC) Begin(ctx context.Context) (authURL string, f Flow, err error) {
+	ep, err := o.endpoints(ctx)
+	if err != nil {
+		return "", Flow{}, err
+	}
 	f = Flow{State: rand.Text(), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier()}
-	return o.oauth.AuthCodeURL(f.State, oidc.Nonce(f.Nonce), oauth2.S256ChallengeOption(f.Verifier)), f
+	return ep.oauth.AuthCodeURL(f.State, oidc.Nonce(f.Nonce), oauth2.S256ChallengeOption(f.Verifier)), f, nil
 }
 
 // Finish completes the login the provider redirected back from: state must
@@ -136,8 +189,12 @@ func (o *OIDC) Finish(ctx context.Context, f Flow, state, code string) (Identity
 	if code == "" {
 		return Identity{}, "", refuse(Refused, nil, "the identity provider returned no authorization code")
 	}
+	ep, err := o.endpoints(ctx)
+	if err != nil {
+		return Identity{}, "", err
+	}
 	ctx = oidc.ClientContext(ctx, o.client)
-	tok, err := o.oauth.Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
+	tok, err := ep.oauth.Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
@@ -149,7 +206,7 @@ func (o *OIDC) Finish(ctx context.Context, f Flow, state, code string) (Identity
 	if raw == "" {
 		return Identity{}, "", refuse(Refused, nil, "the identity provider returned no ID token: is the openid scope allowed for client %s?", o.cfg.ClientID)
 	}
-	idt, err := o.verifier.Verify(ctx, raw)
+	idt, err := ep.verifier.Verify(ctx, raw)
 	if err != nil {
 		// go-oidc's reason (expired, audience, signature, issuer) names no
 		// secret and tells an admin what is wrong, so it is in the message.
@@ -194,10 +251,13 @@ func (o *OIDC) Finish(ctx context.Context, f Flow, state, code string) (Identity
 // LogoutURL is where to send the browser to end the provider's session too
 // (RP-initiated logout), or "" when the provider has no end_session_endpoint.
 func (o *OIDC) LogoutURL(idTokenHint string) string {
-	if o.endSession == "" {
+	o.mu.Lock()
+	ep := o.ep
+	o.mu.Unlock()
+	if ep == nil || ep.endSession == "" {
 		return ""
 	}
-	u, err := url.Parse(o.endSession)
+	u, err := url.Parse(ep.endSession)
 	if err != nil {
 		return ""
 	}

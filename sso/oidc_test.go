@@ -1,6 +1,7 @@
 package sso_test
 
 import (
+	"errors"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -64,7 +65,7 @@ func (w *oidcWorld) login(t *testing.T, authURL, user, password string) (state, 
 
 func TestOIDCCodeFlowWithPKCE(t *testing.T) {
 	w := newOIDCWorld(t)
-	authURL, flow := w.rp.Begin()
+	authURL, flow, _ := w.rp.Begin(t.Context())
 	q, _ := url.Parse(authURL)
 	if q.Query().Get("code_challenge_method") != "S256" || q.Query().Get("nonce") != flow.Nonce || q.Query().Get("state") != flow.State {
 		t.Fatalf("auth URL lacks PKCE, nonce or state: %s", authURL)
@@ -107,7 +108,7 @@ func TestOIDCRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w.op.TamperIDTokens(tc.tamper)
 			defer w.op.TamperIDTokens(nil)
-			authURL, flow := w.rp.Begin()
+			authURL, flow, _ := w.rp.Begin(t.Context())
 			state, code := w.login(t, authURL, "alice", "alice-op-pw")
 			_, _, err := w.rp.Finish(t.Context(), flow, state, code)
 			if sso.ReasonOf(err) != sso.Refused || !strings.Contains(strings.ToLower(err.Error()), tc.mention) {
@@ -116,8 +117,8 @@ func TestOIDCRefusals(t *testing.T) {
 		})
 	}
 	t.Run("state mismatch", func(t *testing.T) {
-		authURL, _ := w.rp.Begin()
-		_, other := w.rp.Begin()
+		authURL, _, _ := w.rp.Begin(t.Context())
+		_, other, _ := w.rp.Begin(t.Context())
 		state, code := w.login(t, authURL, "alice", "alice-op-pw")
 		_, _, err := w.rp.Finish(t.Context(), other, state, code)
 		if sso.ReasonOf(err) != sso.Refused || !strings.Contains(err.Error(), "state") {
@@ -125,7 +126,7 @@ func TestOIDCRefusals(t *testing.T) {
 		}
 	})
 	t.Run("wrong password stays at the provider", func(t *testing.T) {
-		authURL, _ := w.rp.Begin()
+		authURL, _, _ := w.rp.Begin(t.Context())
 		resp, err := w.op.Login(w.browser, authURL, "alice", "wrong")
 		if err != nil {
 			t.Fatal(err)
@@ -141,11 +142,31 @@ func TestOIDCRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		authURL, flow := s.OIDC().Begin()
+		authURL, flow, _ := s.OIDC().Begin(t.Context())
 		state, code := w.login(t, authURL, "Not A Posix Name", "x-op-pw")
 		_, _, err = s.FinishOIDC(t.Context(), flow, state, code)
 		if sso.ReasonOf(err) != sso.NoPOSIXUser || !strings.Contains(err.Error(), "username_claim") {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// A provider that is down when the gateway starts must not keep the gateway
+// down: discovery is retried by the logins that need it.
+func TestOIDCProviderDownAtStartIsNotFatal(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	issuer := dead.URL
+	dead.Close() // nothing listens there any more
+	rp, err := sso.NewOIDC(t.Context(), sso.OIDCConfig{Issuer: issuer, ClientID: "c", RedirectURL: "http://127.0.0.1/cb"}, nil)
+	if err != nil {
+		t.Fatalf("NewOIDC with an unreachable provider: %v; want it to start and retry later", err)
+	}
+	_, _, err = rp.Begin(t.Context())
+	var e *sso.Error
+	if !errors.As(err, &e) || e.Reason != sso.Unavailable || !strings.Contains(e.Message, "cannot be reached") {
+		t.Fatalf("Begin with the provider down: %v; want Unavailable saying it cannot be reached", err)
+	}
+	if rp.LogoutURL("hint") != "" {
+		t.Error("a logout URL without a discovered provider")
+	}
 }
