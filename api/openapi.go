@@ -54,7 +54,7 @@ func (s *Server) openAPIDocument() object {
 				"security scheme); a keypair-signed request can mint short-lived bearer tokens.",
 		},
 		"paths":    paths,
-		"security": []object{{"keypair": []string{}}, {"bearer": []string{}}},
+		"security": []object{{"keypair": []string{}}, {"bearer": []string{}}, {"portal": []string{}}},
 		"components": object{
 			"schemas":   object{"Problem": problemSchema()},
 			"responses": object{"Problem": object{"description": "The request failed; the body says why.", "content": object{"application/problem+json": object{"schema": object{"$ref": "#/components/schemas/Problem"}}}}},
@@ -67,6 +67,8 @@ func (s *Server) openAPIDocument() object {
 						"\\n<date>\\n<nonce>\\n<METHOD>\\n<escaped path>\\n<query sorted by name then value>\\n<body hash>\">. Each signature is accepted once.",
 				},
 				"bearer": object{"type": "http", "scheme": "bearer", "description": "A token from POST /api/v1/tokens, valid for at most 24 hours."},
+				"portal": object{"type": "apiKey", "in": "cookie", "name": "sg_session",
+					"description": "The web portal's login session, from POST /api/v1/auth/login or the OIDC callback. Requests that change state must also send the session's CSRF token in the X-CSRF-Token header."},
 			},
 		},
 	}
@@ -85,9 +87,11 @@ func operation(rt *route) object {
 	case public:
 		op["security"] = []object{}
 	case keypairSigned:
-		op["security"] = []object{{"keypair": []string{}}}
+		// Credentials mint credentials only from a keypair or a portal
+		// login, never from a bearer token that could outlive them.
+		op["security"] = []object{{"keypair": []string{}}, {"portal": []string{}}}
 	case localOrSuperadmin:
-		op["security"] = []object{{}, {"keypair": []string{}}, {"bearer": []string{}}}
+		op["security"] = []object{{}, {"keypair": []string{}}, {"bearer": []string{}}, {"portal": []string{}}}
 	}
 	var params []object
 	for _, name := range pathParams(rt.pattern) {
