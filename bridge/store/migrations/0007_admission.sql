@@ -1,0 +1,67 @@
+-- Admission control in one round trip (bridge/admission.go).
+--
+-- The gateway reads the policies without a lock and turns them into bounds:
+-- "this scope's use of this metric, plus what the new session asks, may not
+-- exceed max". admission_check takes the domain's admission lock, sums every
+-- bound's metric over the domain's live sessions in one scan, and raises
+-- SQLSTATE SGQ01 for the first bound the session would break. The gateway
+-- queues it and the session's INSERT in one pipeline with one Sync, so both
+-- run in one implicit transaction: the lock is held while the server checks,
+-- inserts and commits, never across a network round trip.
+--
+-- A function rather than a statement of the gateway's because under READ
+-- COMMITTED a statement's snapshot is taken when it starts: a statement that
+-- took the lock and summed in one go would not see the sessions the previous
+-- holder committed while it waited. Each statement in a function takes a
+-- fresh snapshot, after the lock.
+--
+-- One domain lock covers all three scopes: a user and the projects they may
+-- run in belong to one domain (SetMembership refuses others), so the
+-- domain's live sessions hold every session any bound counts.
+--
+-- Metrics: sessions (live ones), pending, cpus, memory_mb, gpus. For gpus,
+-- gpu_type '' is every type together, and a type counts its own GPUs and
+-- untyped ones, which may sit on any type.
+CREATE FUNCTION admission_check(in_domain bigint, in_project bigint, in_user bigint, scopes text[], metrics text[],
+                                gpu_types text[], maxes bigint[], asked bigint[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    broken int;
+    in_use bigint;
+BEGIN
+    IF coalesce(cardinality(metrics), 0) = 0 THEN
+        RETURN; -- nothing bounded: nothing to serialise
+    END IF;
+    PERFORM pg_advisory_xact_lock(7, in_domain::int);
+    WITH live AS MATERIALIZED (
+        SELECT s.user_id, s.project_id, s.state, s.cpus, s.memory_mb, s.gpus, s.gpu_type FROM sessions s
+         WHERE s.domain_id = in_domain AND s.state IN ('PENDING', 'PREPARING', 'RUNNING', 'TERMINATING'))
+    SELECT b.i, u.used INTO broken, in_use
+      FROM unnest(scopes, metrics, gpu_types, maxes, asked) WITH ORDINALITY AS b(scope, metric, gpu_type, max, asked, i)
+     CROSS JOIN LATERAL (
+        SELECT CASE b.metric
+                   WHEN 'sessions' THEN count(*)
+                   WHEN 'pending' THEN count(*) FILTER (WHERE l.state = 'PENDING')
+                   WHEN 'cpus' THEN coalesce(sum(l.cpus), 0)
+                   WHEN 'memory_mb' THEN coalesce(sum(l.memory_mb), 0)
+                   WHEN 'gpus' THEN coalesce(sum(l.gpus) FILTER (WHERE b.gpu_type = '' OR l.gpu_type IN (b.gpu_type, '')), 0)
+               END AS used
+          FROM live l
+         WHERE b.scope = 'domain' OR (b.scope = 'project' AND l.project_id = in_project) OR (b.scope = 'user' AND l.user_id = in_user)) u
+     WHERE u.used IS NULL OR u.used + b.asked > b.max
+     ORDER BY b.i
+     LIMIT 1;
+    IF FOUND THEN
+        IF in_use IS NULL THEN
+            RAISE EXCEPTION 'admission_check: unknown metric %', metrics[broken];
+        END IF;
+        -- DETAIL: the bound's index (from 0) and the use found, for the
+        -- gateway to word the refusal.
+        RAISE EXCEPTION 'session would exceed a quota' USING ERRCODE = 'SGQ01', DETAIL = (broken - 1) || ' ' || in_use;
+    END IF;
+END
+$$;
+
+-- The scan above: a domain's live sessions, without reading its history.
+CREATE INDEX sessions_live_domain ON sessions (domain_id)
+    WHERE state IN ('PENDING', 'PREPARING', 'RUNNING', 'TERMINATING');
