@@ -289,9 +289,11 @@ const scenarios = {
     const applied = page.locator("[data-applied]");
     await applied.waitFor({ timeout: 60_000 });
     log("sync:", await applied.textContent());
+    await page.locator(`details.applied tr[data-change="create association"][data-account="${account}"][data-user="bob"]`).waitFor();
     expect(Number(await applied.getAttribute("data-applied")) >= 2, "at least the account and the association applied");
     if (await page.locator("[data-failed]").count()) throw new Error(`expected no failed changes, got: ${await page.locator("[data-failed]").textContent()}`);
-    await page.locator(`tr[data-account="${account}"]`).waitFor({ state: "detached" });
+    // Read again after applying, the plan is empty: Slurm matches the database.
+    await page.getByText("No drift").waitFor({ timeout: 30_000 });
     await shot(page, "sync-applied");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.waitForURL(/\/login\?signed_out=1/);
@@ -384,6 +386,7 @@ const scenarios = {
     const from = Number(await done.getAttribute("data-resumed-from"));
     expect(from >= 8 << 20, `the upload to resume at the first chunk's end or later, resumed at ${from}`);
     log(`resume.bin resumed at ${from} bytes after a reload`);
+    await page.locator('[data-unfinished="resume.bin"]').waitFor({ state: "detached" });
     const again = await downloaded(page, () => page.getByRole("button", { name: "Download resume.bin", exact: true }).click());
     expect(sha256(again.bytes) === sha256(body), "the resumed file's bytes to match");
     rmSync(dir, { recursive: true, force: true });

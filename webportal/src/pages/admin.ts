@@ -314,7 +314,10 @@ async function sync(el: HTMLElement): Promise<void> {
       const out = await busy(apply, "Applying…", () => request<SyncOutcome>("POST", "/api/v1/sync/apply", {}));
       const ok = notice(`Applied ${out.applied} change${out.applied === 1 ? "" : "s"} to Slurm${out.failed.length ? `; ${out.failed.length} failed` : ""}.`, out.failed.length ? "warn" : "success");
       ok.dataset.applied = String(out.applied);
-      replace(result, ok, out.failed.length
+      const key = (c: SyncChange) => `${c.kind}|${c.account}|${c.user ?? ""}`;
+      const failed = new Set(out.failed.map((f) => key(f.change)));
+      const done = (out.plan?.changes ?? []).filter((c) => !failed.has(key(c)));
+      replace(result, ok, done.length ? h("details", { class: "applied", open: true }, h("summary", null, "What was applied"), changesTable(done)) : null, out.failed.length
         ? h("div", { class: "alert error", role: "alert", "data-failed": out.failed.length }, h("p", null, "These changes did not happen (those that depend on a failed one are skipped):"),
           changesTable(out.failed.map((f) => f.change), out.failed.map((f) => f.error)))
         : null);

@@ -194,7 +194,7 @@ export const vfolderPage: Page = {
       const text = h("span", { class: "upload-text" }, "Starting…");
       const retry = h("button", { type: "button", class: "small", hidden: true, "aria-label": `Resume upload of ${file.name}` }, "Resume");
       const cancel = h("button", { type: "button", class: "small", "aria-label": `Cancel upload of ${file.name}` }, "Cancel");
-      const li = h("li", { class: "upload", "data-upload": file.name, "data-state": "running" }, h("strong", null, dest), prog, text, retry, cancel);
+      const li = h("li", { class: "upload", "data-upload": file.name, "data-state": "running" }, h("strong", null, dest), retry, cancel, prog, text);
       uploadsEl.append(li);
       const run = async (c: AbortController) => {
         li.dataset.state = "running";
@@ -214,6 +214,9 @@ export const vfolderPage: Page = {
           li.dataset.state = "done";
           text.textContent = `Uploaded ${bytes(file.size)}${li.dataset.resumedFrom ? ` (resumed at ${bytes(Number(li.dataset.resumedFrom))})` : ""}.`;
           cancel.remove();
+          // No longer unfinished: drop it from the list an earlier page left.
+          leftoverEl?.querySelector(`[data-unfinished="${CSS.escape(dest)}"]`)?.remove();
+          if (leftoverEl && !leftoverEl.querySelector("li")) leftoverEl.remove();
           await Promise.all([drawFiles(), refreshFolder()]);
         } catch (e) {
           if (c.signal.aborted) return;
@@ -244,7 +247,7 @@ export const vfolderPage: Page = {
       h("p", null, "Unfinished uploads from this browser; choose the same file again to resume where it stopped:"),
       h("ul", null, leftover.map((s) => {
         const drop = h("button", { type: "button", class: "small link" }, "Forget");
-        const li = h("li", { "data-unfinished": s.name }, `${s.path} (${bytes(s.size)}, started ${when(s.started)}) `, drop);
+        const li = h("li", { "data-unfinished": s.path }, `${s.path} (${bytes(s.size)}, started ${when(s.started)}) `, drop);
         drop.addEventListener("click", async () => {
           await forget(s);
           li.remove();
