@@ -225,6 +225,10 @@ export const vfolderPage: Page = {
           text.append(errorBox(e));
           // Only an interrupted transfer can resume; a refusal would be refused again.
           retry.hidden = e instanceof ApiError && e.status < 500 && e.status !== 409;
+          if (retry.hidden) {
+            cancel.textContent = "Dismiss";
+            cancel.setAttribute("aria-label", `Dismiss upload of ${file.name}`);
+          }
         }
       };
       let current = ctl;
