@@ -130,7 +130,7 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app st
 		// A signed request's body is read whole to check its hash.
 		r.Body = http.MaxBytesReader(w, r.Body, p.s.maxBody)
 	}
-	if !p.s.authenticate(w, r, st) {
+	if !p.authenticate(w, r, st) {
 		return
 	}
 	ag, err := p.s.b.UseSession(r.Context(), st.actor, session)
@@ -152,14 +152,33 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app st
 	}
 	ag.Touch()
 	ctx := context.WithValue(r.Context(), appTargetKey{}, appTarget{agent: ag, service: app})
-	if !st.cred.expires.IsZero() && r.Header.Get("Upgrade") != "" {
+	if r.Header.Get("Upgrade") != "" {
 		// An upgraded connection lives on after this check: end it when
-		// the credential that opened it expires.
+		// the credential that opened it expires or is revoked.
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, st.cred.expires)
+		ctx, cancel = p.s.credentialContext(ctx, r)
 		defer cancel()
 	}
 	p.proxy.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// authenticate is the API's, except that a portal cookie needs no CSRF
+// header: the app's own pages cannot send the gateway's token, apps guard
+// their state changes themselves (Jupyter's _xsrf), and the cookie is
+// SameSite=Lax, so a cross-site page cannot make a browser POST with it.
+func (p *appProxy) authenticate(w http.ResponseWriter, r *http.Request, st *requestState) bool {
+	if r.Header.Get("Authorization") == "" {
+		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+			actor, ps, err := p.s.b.ActorForPortalSession(r.Context(), c.Value)
+			if err != nil {
+				p.s.credentialRefused(w, r, err)
+				return false
+			}
+			st.actor, st.cred = actor, credential{method: "cookie", portal: &ps}
+			return true
+		}
+	}
+	return p.s.authenticate(w, r, st)
 }
 
 // appRoute labels app requests in the access log and metrics.

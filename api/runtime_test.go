@@ -685,3 +685,43 @@ func mustDomainID(t *testing.T, w *runtimeWorld) int64 {
 	}
 	return d.ID
 }
+
+// A portal login's cookie opens apps (POST without the gateway's CSRF
+// header, which app pages cannot send); its WebSockets close on logout.
+func TestRuntimePortalCookieAndLogout(t *testing.T) {
+	w := newRuntimeWorld(t)
+	w.ready(t)
+	ctx := t.Context()
+	token, _, err := w.b.CreatePortalSession(ctx, bridge.NewPortalSession{UserID: w.alice.UserID, Source: "local", IdleTimeout: time.Hour, Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "/s/" + w.sid + "/web/"
+	r := w.request("POST", base+"upload", []byte("abc"))
+	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: token})
+	if body := w.wantStatus(r, 200); !strings.HasPrefix(string(body), "3 ") {
+		t.Errorf("upload with the portal cookie: %q", body)
+	}
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(w.ts.URL, "http")+base+"ws",
+		http.Header{"Cookie": {sessionCookie + "=" + token}, "Origin": {w.ts.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.WriteMessage(websocket.TextMessage, []byte("x"))
+	if _, msg, err := c.ReadMessage(); err != nil || string(msg) != "echo:x" {
+		t.Fatalf("%q %v", msg, err)
+	}
+	if err := w.b.RevokePortalSession(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := c.ReadMessage(); err == nil {
+		t.Fatal("the app WebSocket stayed open after logout")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the app WebSocket stayed open for 10 s after logout")
+	}
+	r = w.request("GET", base, nil)
+	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: token})
+	w.wantProblem(r, 401)
+}

@@ -58,6 +58,8 @@ type Server struct {
 	// apps is the app proxy (appproxy.go), served beside the API.
 	apps            *appProxy
 	tunnelKeepalive tunnel.Keepalive
+	// logins closes connections whose portal login is revoked (revocation.go).
+	logins loginWatch
 }
 
 // New returns the API over b. Its metrics are registered in

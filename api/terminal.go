@@ -170,7 +170,7 @@ func (s *Server) sessionTerminal(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &wsConn{Conn: ws}
 	out.set(wsWriter{c})
-	ctx, cancelCred := credentialContext(ctx, r)
+	ctx, cancelCred := s.credentialContext(ctx, r)
 	defer cancelCred()
 	go c.keepalive(ctx)
 
@@ -220,15 +220,6 @@ func (s *Server) sessionTerminal(w http.ResponseWriter, r *http.Request) {
 	case <-ctx.Done():
 		c.close(websocket.CloseGoingAway, "terminal closed")
 	}
-}
-
-// credentialContext ends ctx when the request's credential expires, so a
-// WebSocket opened with a token does not outlive the token.
-func credentialContext(ctx context.Context, r *http.Request) (context.Context, context.CancelFunc) {
-	if exp := stateFrom(r.Context()).cred.expires; !exp.IsZero() {
-		return context.WithDeadline(ctx, exp)
-	}
-	return context.WithCancel(ctx)
 }
 
 // switchWriter discards until set: output that arrives between opening the
@@ -283,7 +274,7 @@ func (s *Server) sessionTCP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &wsConn{Conn: ws}
-	ctx, cancel := credentialContext(context.WithoutCancel(r.Context()), r)
+	ctx, cancel := s.credentialContext(context.WithoutCancel(r.Context()), r)
 	defer cancel()
 	go c.keepalive(ctx)
 	go func() {
