@@ -76,6 +76,7 @@ type world struct {
 	VFolderHost string
 	Alice       keypair
 	Admin       keypair
+	BobKey      keypair
 	Bob         string
 	CPULimit    int
 	// Passwords of alice in the directory and at the OpenID Provider.
@@ -160,7 +161,7 @@ func newWorld(t *testing.T) *world {
 		return u, keypair{ak, sk}
 	}
 	alice, aliceKP := user("alice", 2001, bridge.RoleUser)
-	user("bob", 2002, bridge.RoleUser)
+	_, w.BobKey = user("bob", 2002, bridge.RoleUser)
 	_, adminKP := user("carol", 2003, bridge.RoleSuperadmin)
 	w.Alice, w.Admin = aliceKP, adminKP
 	project, err := b.CreateProject(ctx, bridge.System, w.Domain, "vision", "computer vision")
@@ -270,7 +271,7 @@ func TestPortalInBrowser(t *testing.T) {
 	w := newWorld(t)
 	// In order: each builds on what the one before left (alice's finished
 	// session shows on the phone dashboard).
-	for _, sc := range []string{"batch", "over-quota", "keypairs", "terminal", "admin", "vfolders", "vfolder-quota", "phone"} {
+	for _, sc := range []string{"batch", "over-quota", "keypairs", "terminal", "admin", "vfolders", "invitation", "vfolder-quota", "phone"} {
 		t.Run(sc, func(t *testing.T) {
 			browse(t, w, sc)
 			if sc == "admin" {

@@ -393,6 +393,27 @@ const scenarios = {
     await shot(page, "resumed");
   },
 
+  // Bob accepts alice's invitation (from the vfolders scenario) and can
+  // read the folder but not write to it.
+  async invitation({ page }) {
+    await signInKeypair(page, world.BobKey);
+    await page.getByRole("link", { name: "Folders", exact: true }).click();
+    const inv = page.locator('li[data-invitation="data"]');
+    await inv.waitFor();
+    expect((await inv.textContent()).includes("alice invites you"), "the invitation to name alice");
+    await shot(page, "pending");
+    await page.getByRole("button", { name: "Accept data" }).click();
+    await inv.waitFor({ state: "detached" });
+    const row = page.locator('tr[data-vfolder="data"]');
+    await row.waitFor();
+    expect((await row.textContent()).includes("read only"), "bob's access to be read only");
+    await row.locator("a").click();
+    await page.locator('tr[data-file="big.bin"]').waitFor();
+    await page.getByText("You may read this folder but not write to it.").waitFor();
+    expect((await page.locator("[data-dropzone]").count()) === 0, "no upload area on a read-only folder");
+    await shot(page, "accepted");
+  },
+
   // An upload bigger than the folder's quota is refused before any byte is
   // sent, and the refusal names the limit.
   async "vfolder-quota"({ page }) {
