@@ -412,6 +412,14 @@ func (b *Bridge) promoteIfReady(ctx context.Context, s Session) error {
 	return b.transition(ctx, s, StateRunning, "ready", readyMessage(services), nil)
 }
 
+// runByAgent reports whether the session's job runs an agent (a secret was
+// issued for it).
+func (b *Bridge) runByAgent(ctx context.Context, id string) bool {
+	var ok bool
+	b.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM session_agents WHERE session_id = $1)`, id).Scan(&ok)
+	return ok
+}
+
 // Agent is a session's connected agent, handed to the owner who uses it
 // (app proxy, terminal, exec, TCP).
 type Agent struct {

@@ -267,7 +267,20 @@ func (b *Bridge) follow(ctx context.Context, s Session, job *slurmctl.Job, posit
 			return false, false, nil
 		}
 		msg := "running on " + job.Nodes
-		return true, true, b.transition(ctx, s, StateRunning, "started", msg, func(tx pgx.Tx) error {
+		// A session run by an agent is PREPARING until its agent and
+		// services report ready (agents.go); then RUNNING.
+		to := StateRunning
+		if b.runByAgent(ctx, s.ID) {
+			to, msg = StatePreparing, msg+"; starting the container and services"
+			defer func() {
+				if err == nil {
+					if p, e := b.sessionByID(ctx, s.ID); e == nil {
+						err = b.promoteIfReady(ctx, p)
+					}
+				}
+			}()
+		}
+		return true, true, b.transition(ctx, s, to, "started", msg, func(tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `UPDATE sessions SET sub_state = '', slurm_state = $2, slurm_reason = '', node = $3,
 				started_at = $4, estimated_start = NULL, queue_position = NULL WHERE id = $1`,
 				s.ID, string(job.State), job.Nodes, cmp.Or(job.StartTime, b.now()))

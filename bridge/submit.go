@@ -159,7 +159,14 @@ func (b *Bridge) jobSpec(ctx context.Context, s Session) (slurmctl.JobSpec, erro
 	if err != nil {
 		return slurmctl.JobSpec{}, err
 	}
-	return b.renderJob(s, img, sg)
+	spec, err := b.renderJob(s, img, sg)
+	if err != nil || b.cfg.AgentBinary == "" {
+		// Without an agent (Config.AgentBinary empty) the job runs the
+		// command directly: no apps, terminals or exec.
+		return spec, err
+	}
+	spec.Script, err = b.agentScript(ctx, s, img, sg)
+	return spec, err
 }
 
 // renderJob is jobSpec with the image and scaling group already read.
