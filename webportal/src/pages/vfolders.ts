@@ -28,7 +28,7 @@ export const vfoldersPage: Page = {
 
     const draw = async () => {
       const vs = await listAll<VFolder>("/api/v1/vfolders");
-      replace(listEl, !vs.length ? h("p", { class: "empty" }, "No folders yet: create one above, then upload files or mount it in a session.")
+      replace(listEl, !vs.length ? h("p", { class: "empty" }, "No folders yet: create one above, then upload files to it.")
         : h("div", { class: "table-wrap" }, h("table", { class: "table" },
           h("thead", null, h("tr", null, ["Folder", "Owner", "Your access", "Host", "Usage"].map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", null, vs.map((v) => h("tr", { "data-vfolder": v.name },
