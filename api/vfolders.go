@@ -361,7 +361,7 @@ func (s *Server) deleteVFolderFile(w http.ResponseWriter, r *http.Request) {
 // If-Modified-Since, HEAD) or a directory as a zip streamed as it is
 // written, without a temporary archive.
 func (s *Server) downloadVFolderFile(w http.ResponseWriter, r *http.Request) {
-	fsys, _, err := s.b.VFolderFiles(r.Context(), ActorFrom(r.Context()), r.PathValue("id"), bridge.FileRead)
+	fsys, vf, err := s.b.VFolderFiles(r.Context(), ActorFrom(r.Context()), r.PathValue("id"), bridge.FileRead)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -375,8 +375,9 @@ func (s *Server) downloadVFolderFile(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 	name := e.Name
-	if name == "" {
-		name = "vfolder"
+	if name == "" || name == "." || name == "/" {
+		// The folder's root: the download is named after the folder.
+		name = vf.Name
 	}
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -113,6 +113,11 @@ func TestVFolderAPIUploadDownloadOwnership(t *testing.T) {
 	if !bytes.HasPrefix(zipped, []byte("PK")) || len(zipped) < len(data) {
 		t.Errorf("directory download: %d bytes, not a zip of the file", len(zipped))
 	}
+	// The whole folder downloads as a zip named after the folder.
+	if status, h, _ := a.send(a.signed(a.alice, "GET", "/api/v1/vfolders/"+v.ID+"/download?path=", nil, time.Now())); status != 200 ||
+		!strings.Contains(h.Get("Content-Disposition"), v.Name+".zip") {
+		t.Errorf("folder download: %d, Content-Disposition %q; want %s.zip", status, h.Get("Content-Disposition"), v.Name)
+	}
 	page, err := alice.ListFiles(ctx, v.ID, "in/deep", "", 10)
 	if err != nil || len(page.Items) != 1 || page.Items[0].Name != "blob.bin" {
 		t.Errorf("list: %+v %v", page, err)
