@@ -9,7 +9,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Never let the go command download another toolchain: there is no such network here.
 export GOTOOLCHAIN := local
 
-.PHONY: build test test-unit bench lint dev cluster-up cluster-down cluster-purge check-go portal browser
+.PHONY: build test test-unit bench lint dev cluster-up cluster-down cluster-purge check-go portal browser test-deps
 
 build: check-go portal
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/slurmgate
@@ -32,6 +32,17 @@ webportal/node_modules/.package-lock.json: webportal/package-lock.json
 browser:
 	@command -v chromium >/dev/null || { echo "installing chromium for the web portal's browser tests"; apt-get install -y chromium; }
 
+# What the integration tests run for real on this host, from Debian's
+# repositories: the container runtime, Jupyter (the agent's services), the
+# OpenSSH client (slurmgate ssh), unshare; then the test images (cached).
+TEST_PACKAGES := charliecloud-runtime squashfs-tools squashfuse fuse3 jupyter-notebook openssh-client util-linux
+test-deps:
+	@missing=$$(for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing" $$missing; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; fi
+	testdata/images/build
+
 check-go:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required: https://go.dev/doc/install (or set GO=/path/to/go)"; exit 1; }
 
@@ -48,7 +59,7 @@ cluster-purge:
 # integration alike, under the race detector against the real test cluster.
 # One package at a time (-p 1): packages share one slurmdbd, and slurmdbd
 # 22.05 crashes under concurrent accounting writes from several processes.
-test: lint cluster-up build browser
+test: lint cluster-up build browser test-deps
 	$(GO) test -race -count=1 -p 1 -timeout 60m ./...
 
 # Tests that need no daemon; quick feedback while editing.
@@ -56,7 +67,7 @@ test-unit: check-go
 	$(GO) test -count=1 -run 'Parse|Explain|Error|Time|TRES|GRES|Minter|Config|None' ./slurmctl/ ./cmd/... ./apptainer/
 
 # Benchmarks print ratios against a baseline measured in the same run.
-bench: cluster-up build
+bench: cluster-up build test-deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./...
 
 lint: check-go
