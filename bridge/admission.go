@@ -126,14 +126,15 @@ func (b *Bridge) admit(ctx context.Context, p *sessionPlan) (string, error) {
 			INSERT INTO sessions (id, name, user_id, project_id, domain_id, scaling_group, partition,
 				type, image, cpus, memory_mb, gpus, gpu_type, time_limit_s, environment, command, mounts, idempotency_key,
 				max_wait_s, state, sub_state, stdout_path, stderr_path)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, '[]', $17, $18, 'PENDING', $19, $20, $21)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $23, $17, $18, 'PENDING', $19, $20, $21)
 			RETURNING id)
 		INSERT INTO session_events (session_id, kind, from_state, to_state, message)
 			SELECT id, 'created', '', 'PENDING', $22 FROM s`,
 		id, p.req.Name, p.user.ID, p.project.ID, p.project.DomainID, p.sg.Name, p.sg.Partitions[0], p.req.Type,
 		p.image.Ref(), p.req.CPUs, p.req.MemoryMB, p.req.GPUs, p.req.GPUType, p.req.TimeLimitS, env, p.req.Command,
 		key, maxWait, subSubmitting, filepath.Join(outDir, id+".out"), filepath.Join(outDir, id+".err"),
-		fmt.Sprintf("%s session: %s, %d CPUs, %d MiB, %s in %s", p.req.Type, p.image.Ref(), p.req.CPUs, p.req.MemoryMB, gpuWords(p.req.GPUs, p.req.GPUType), p.sg.Name))
+		fmt.Sprintf("%s session: %s, %d CPUs, %d MiB, %s in %s", p.req.Type, p.image.Ref(), p.req.CPUs, p.req.MemoryMB, gpuWords(p.req.GPUs, p.req.GPUType), p.sg.Name),
+		p.mounts)
 	err = b.db.SendBatch(ctx, batch).Close()
 	if err == nil {
 		return id, nil

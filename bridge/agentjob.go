@@ -37,9 +37,13 @@ func (b *Bridge) agentScript(ctx context.Context, s Session, img Image, sg Scali
 		Image:       img.Location,
 		Interactive: s.Type == "interactive",
 		Command:     s.Command,
+		LogFile:     filepath.Join(filepath.Dir(s.stdoutPath), s.ID+".agent.log"),
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Environment)) {
 		cfg.Env = append(cfg.Env, k+"="+s.Environment[k])
+	}
+	for _, m := range s.Mounts {
+		cfg.Mounts = append(cfg.Mounts, agent.Mount{Source: m.HostPath, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	for _, sv := range img.Info.Services {
 		cfg.Services = append(cfg.Services, agentService(sv))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/slurmgate/slurmgate/apptainer"
 	"github.com/slurmgate/slurmgate/slurmctl"
 )
 
@@ -65,7 +66,7 @@ type Session struct {
 	TimeLimitS   int64             `json:"time_limit_s"`
 	Environment  map[string]string `json:"environment"`
 	Command      string            `json:"command"`
-	Mounts       []Mount           `json:"mounts"`
+	Mounts       []SessionMount    `json:"mounts"`
 	State        SessionState      `json:"state"`
 	SubState     string            `json:"sub_state,omitempty"`
 	// StatusMessage says in plain words why the session is where it is:
@@ -88,11 +89,27 @@ type Session struct {
 	idempotencyKey              *string
 }
 
-// Mount binds a vfolder into a session.
+// Mount asks for a vfolder in a session: VFolder by name or id, at Target
+// (default /home/work/<name>), read-only if ReadOnly. See
+// [Bridge.ResolveMounts] for how names are chosen among visible folders.
 type Mount struct {
 	VFolder  string `json:"vfolder"`
 	Target   string `json:"target"`
 	ReadOnly bool   `json:"read_only"`
+}
+
+// SessionMount is a vfolder as a session has it: resolved when the session
+// was created, so what the job binds does not change if a folder of the same
+// name appears later. It is stored in the session's row, which is what the
+// job is rendered from, also by the reconciler after a crash.
+type SessionMount struct {
+	VFolder   string `json:"vfolder"` // the folder's name
+	VFolderID string `json:"vfolder_id"`
+	Target    string `json:"target"`
+	ReadOnly  bool   `json:"read_only"`
+	// HostPath is the folder's directory on the storage host, which the
+	// job binds; researchers may also reach it there from login nodes.
+	HostPath string `json:"host_path"`
 }
 
 // SessionRequest is what creating a session takes.
@@ -122,6 +139,7 @@ type SessionRequest struct {
 const (
 	defaultTimeLimit = time.Hour
 	maxEnvEntries    = 128
+	maxMounts        = 32
 )
 
 var (
@@ -148,6 +166,7 @@ type sessionPlan struct {
 	sg      ScalingGroup
 	image   Image
 	runtime string
+	mounts  []SessionMount // never nil: the row's mounts column is NOT NULL
 }
 
 // resolve validates req for actor and fills in defaults. It writes nothing.
@@ -168,9 +187,6 @@ func (b *Bridge) resolve(ctx context.Context, a Actor, req SessionRequest) (*ses
 	}
 	if len(req.Command) > 64<<10 {
 		return nil, invalid("command", "command is longer than 64 KiB; put it in a script in your vfolder")
-	}
-	if len(req.Mounts) > 0 {
-		return nil, invalid("mounts", "vfolder mounts are not available on this gateway yet")
 	}
 	if len(req.Environment) > maxEnvEntries {
 		return nil, invalid("environment", "at most %d environment variables", maxEnvEntries)
@@ -287,7 +303,44 @@ func (b *Bridge) resolve(ctx context.Context, a Actor, req SessionRequest) (*ses
 	}
 	p.image = img
 	p.runtime = cmpOr(img.Runtime, sg.Runtime)
+	if p.mounts, err = b.sessionMounts(ctx, a, p.runtime, req.Mounts); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// sessionMounts resolves a session's vfolder mounts within the caller's
+// access (a read-only share stays read-only; a folder the caller may not
+// use is not found) and checks that the session's runtime can bind them.
+func (b *Bridge) sessionMounts(ctx context.Context, a Actor, runtime string, reqs []Mount) ([]SessionMount, error) {
+	out := []SessionMount{}
+	if len(reqs) == 0 {
+		return out, nil
+	}
+	if len(reqs) > maxMounts {
+		return nil, invalid("mounts", "at most %d vfolder mounts per session", maxMounts)
+	}
+	rt, err := apptainer.Lookup(runtime)
+	if err != nil {
+		return nil, err
+	}
+	if !rt.Capabilities().Mounts {
+		return nil, invalid("mounts", "the image runs with runtime %s, which cannot bind vfolders at chosen paths; choose an image that runs in a container (apptainer or charliecloud), or reach the folder at its host path", runtime)
+	}
+	if b.cfg.AgentBinary == "" {
+		// Container jobs bind folders through the agent; without it no
+		// job script of ours would.
+		return nil, &Error{Kind: KindUnavailable, Field: "mounts",
+			Message: "this gateway runs sessions without the session agent, which binds vfolders; an operator sets the agent binary in the gateway's configuration"}
+	}
+	ms, err := b.ResolveMounts(ctx, a, reqs)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		out = append(out, SessionMount{VFolder: m.Name, VFolderID: m.VFolderID, Target: m.Target, ReadOnly: m.ReadOnly, HostPath: m.HostPath})
+	}
+	return out, nil
 }
 
 func cmpOr[T comparable](v, def T) T {
