@@ -3,7 +3,7 @@
 -- The gateway reads the policies without a lock and turns them into bounds:
 -- "this scope's use of this metric, plus what the new session asks, may not
 -- exceed max". admission_check takes the domain's admission lock, sums every
--- bound's metric over the domain's live sessions in one scan, and raises
+-- bound's metric over the domain's live sessions in one pass, and raises
 -- SQLSTATE SGQ01 for the first bound the session would break. The gateway
 -- queues it and the session's INSERT in one pipeline with one Sync, so both
 -- run in one implicit transaction: the lock is held while the server checks,
@@ -33,21 +33,28 @@ BEGIN
         RETURN; -- nothing bounded: nothing to serialise
     END IF;
     PERFORM pg_advisory_xact_lock(7, in_domain::int);
+    -- One pass over the domain's live sessions, grouped by GPU type and by
+    -- whether they are the project's and the user's: a handful of rows that
+    -- every bound then sums, however many sessions are live.
     WITH live AS MATERIALIZED (
-        SELECT s.user_id, s.project_id, s.state, s.cpus, s.memory_mb, s.gpus, s.gpu_type FROM sessions s
-         WHERE s.domain_id = in_domain AND s.state IN ('PENDING', 'PREPARING', 'RUNNING', 'TERMINATING'))
+        SELECT s.gpu_type AS t, s.project_id = in_project AS of_project, s.user_id = in_user AS of_user,
+               count(*) AS n, count(*) FILTER (WHERE s.state = 'PENDING') AS p,
+               sum(s.cpus) AS c, sum(s.memory_mb) AS m, sum(s.gpus) AS g
+          FROM sessions s
+         WHERE s.domain_id = in_domain AND s.state IN ('PENDING', 'PREPARING', 'RUNNING', 'TERMINATING')
+         GROUP BY 1, 2, 3)
     SELECT b.i, u.used INTO broken, in_use
       FROM unnest(scopes, metrics, gpu_types, maxes, asked) WITH ORDINALITY AS b(scope, metric, gpu_type, max, asked, i)
      CROSS JOIN LATERAL (
-        SELECT CASE b.metric
-                   WHEN 'sessions' THEN count(*)
-                   WHEN 'pending' THEN count(*) FILTER (WHERE l.state = 'PENDING')
-                   WHEN 'cpus' THEN coalesce(sum(l.cpus), 0)
-                   WHEN 'memory_mb' THEN coalesce(sum(l.memory_mb), 0)
-                   WHEN 'gpus' THEN coalesce(sum(l.gpus) FILTER (WHERE b.gpu_type = '' OR l.gpu_type IN (b.gpu_type, '')), 0)
-               END AS used
+        SELECT (CASE b.metric
+                    WHEN 'sessions' THEN coalesce(sum(l.n), 0)
+                    WHEN 'pending' THEN coalesce(sum(l.p), 0)
+                    WHEN 'cpus' THEN coalesce(sum(l.c), 0)
+                    WHEN 'memory_mb' THEN coalesce(sum(l.m), 0)
+                    WHEN 'gpus' THEN coalesce(sum(l.g) FILTER (WHERE b.gpu_type = '' OR l.t IN (b.gpu_type, '')), 0)
+                END)::bigint AS used
           FROM live l
-         WHERE b.scope = 'domain' OR (b.scope = 'project' AND l.project_id = in_project) OR (b.scope = 'user' AND l.user_id = in_user)) u
+         WHERE b.scope = 'domain' OR (b.scope = 'project' AND l.of_project) OR (b.scope = 'user' AND l.of_user)) u
      WHERE u.used IS NULL OR u.used + b.asked > b.max
      ORDER BY b.i
      LIMIT 1;
