@@ -75,15 +75,15 @@ lint: check-go
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./... ./testdata/cluster/
 
+# The gateway's summary (portal URL, logins, keypairs, a first command) comes
+# last, after the cluster's.
 dev: cluster-up build
-	testdata/cluster/gateway
 	@source .cluster/cluster.env; \
 	echo; \
 	echo "The one-machine Slurm cluster ($$SLURMGATE_SLURM_CLUSTER):"; \
 	echo "  slurmrestd  $$SLURMGATE_SLURM_REST_URL (JWT key $$SLURMGATE_SLURM_JWT_KEY_FILE)"; \
 	echo "  PostgreSQL  127.0.0.1:15432 (credentials in .cluster/cluster.env)"; \
 	echo "  Slurm CLI   export SLURM_CONF=$$SLURM_CONF; sinfo; squeue; sacctmgr show assoc"; \
-	echo "  Try         runuser -u alice -- sbatch -A testlab -p gpu --gres=gpu:a100:2 -o $$SLURMGATE_SCRATCH/%j.out --wrap 'hostname; echo \$$CUDA_VISIBLE_DEVICES'"; \
-	echo "  Binary      $(BIN) --help"; \
 	echo "  Logs        .cluster/log/"; \
 	echo "  Stop        make cluster-down   (make cluster-purge wipes all state)"
+	testdata/cluster/gateway
