@@ -35,6 +35,7 @@ to keep following it), and cancels it otherwise, as does SIGTERM.
 Examples:
    slurmgate run --image host -p cpu -- sh -c 'echo out; exit 3'
    slurmgate run --image lab/pytorch:2.3 -p gpu --gpus a100:1 --mem 16G -t 2:00:00 python train.py --lr 3e-4
+   slurmgate run --image lab/pytorch:2.3 -p gpu --mount data:/home/work/data --mount ref:ro python /home/work/data/train.py
 
 ` + exitCodesHelp,
 		DisableSliceFlagSeparator: true,

@@ -45,6 +45,7 @@ func sbatchCommand() *cli.Command {
 		&cli.StringFlag{Name: "image", Aliases: []string{"i"}, Usage: "container `IMAGE` to run the script in (default: config key image)"},
 		&cli.BoolFlag{Name: "parsable", Usage: "print only the session id"},
 		&cli.BoolFlag{Name: "wait", Aliases: []string{"W"}, Usage: "stream the job's output and exit with its exit code"},
+		mountFlag(),
 	}
 	for _, f := range sbatchFlags {
 		sf := &cli.StringFlag{Name: f.name, Usage: f.usage}
@@ -62,7 +63,8 @@ command line override them. They map onto the session: -A/--account is the
 project (acme/vision or its Slurm account acme.vision), -p/--partition the
 scaling group, --gres=gpu:TYPE:N, -G/--gpus and --gpus-per-node the GPUs,
 -t the time limit, -c the CPUs, --mem or --mem-per-cpu the memory, -J the
-name, --export the environment and -D the working directory.
+name, --export the environment and -D the working directory. --mount
+VF:/home/work/PATH[:ro] binds a vfolder into the session's container.
 
 Directives a session cannot honour (several nodes or tasks, -o/-e: the
 gateway keeps the output, --qos, --constraint, --dependency, --begin, --hold,
@@ -73,6 +75,7 @@ Examples:
    slurmgate sbatch --image host train.sh
    slurmgate sbatch --image host -p gpu --gres=gpu:a100:2 -t 30 --wait train.sh --epochs 3
    id=$(slurmgate sbatch --parsable job.sh)
+   slurmgate sbatch --image lab/pytorch --mount data:/home/work/data --mount ref:/home/work/ref:ro train.sh
 
 ` + exitCodesHelp,
 		StopOnNthArg: &one,
@@ -120,6 +123,9 @@ Examples:
 			}
 			c, cfg, err := apiClient()
 			if err != nil {
+				return err
+			}
+			if req.Mounts, err = parseMounts(cmd.StringSlice("mount")); err != nil {
 				return err
 			}
 			req.Image = cmp(cmd.String("image"), cfg.Image)

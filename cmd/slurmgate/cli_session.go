@@ -43,7 +43,37 @@ func sessionFlags() []cli.Flag {
 		&cli.StringFlag{Name: "name", Aliases: []string{"J"}, Usage: "session `NAME`"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set `VAR=value` in the session (repeatable)"},
 		&cli.DurationFlag{Name: "max-wait", Usage: "cancel the session if it has not started after `DURATION`, e.g. 30m"},
+		mountFlag(),
 	}
+}
+
+// mountFlag is --mount of session create, run and sbatch.
+func mountFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "mount",
+		Usage: "mount vfolder `VF[:/home/work/PATH][:ro]` (by name or id; default path /home/work/VF; repeatable)"}
+}
+
+// parseMounts reads --mount values: VF, VF:ro, VF:/home/work/PATH or
+// VF:/home/work/PATH:ro. The gateway checks the rest (that the folder is
+// yours to use so, that the path lies under /home/work).
+func parseMounts(vals []string) ([]client.Mount, error) {
+	var out []client.Mount
+	for _, v := range vals {
+		parts := strings.Split(v, ":")
+		m := client.Mount{VFolder: parts[0]}
+		rest := parts[1:]
+		if n := len(rest); n > 0 && (rest[n-1] == "ro" || rest[n-1] == "rw") {
+			m.ReadOnly, rest = rest[n-1] == "ro", rest[:n-1]
+		}
+		if len(rest) == 1 && strings.HasPrefix(rest[0], "/") {
+			m.Target, rest = rest[0], nil
+		}
+		if m.VFolder == "" || len(rest) > 0 {
+			return nil, usageErrorf("--mount %q: want VF[:/home/work/PATH][:ro], e.g. data:/home/work/data:ro", v)
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // requestFromFlags builds a session request from sessionFlags and the
@@ -88,6 +118,11 @@ func requestFromFlags(cmd *cli.Command, cfg cliConfig, typ string) (client.Sessi
 		}
 		req.TimeLimitS = int64(d / time.Second) // 0 (UNLIMITED): the gateway's default
 	}
+	mounts, err := parseMounts(cmd.StringSlice("mount"))
+	if err != nil {
+		return req, err
+	}
+	req.Mounts = mounts
 	for _, kv := range cmd.StringSlice("env") {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -445,6 +480,13 @@ func printSession(w io.Writer, s *client.Session) {
 	line("command", s.Command)
 	for _, k := range slices.Sorted(maps.Keys(s.Environment)) {
 		line("env", k+"="+s.Environment[k])
+	}
+	for _, m := range s.Mounts {
+		mode := "rw"
+		if m.ReadOnly {
+			mode = "ro"
+		}
+		line("mount", m.VFolder+" at "+m.Target+" ("+mode+")")
 	}
 	if s.ExitCode != nil {
 		line("exit code", strconv.Itoa(*s.ExitCode))
