@@ -40,9 +40,15 @@ func newSessionAPI(t *testing.T) (*testAPI, bridge.Project) {
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	db := bridgetest.Pool(t)
-	b := bridge.New(db, slurm, bridge.Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir, ReconcileInterval: 200 * time.Millisecond, SecretKey: key}, log)
-	a := &testAPI{t: t, db: db, b: b, srv: New(b, Options{Logger: log}), logs: logs}
-	a.ts = httptest.NewServer(a.srv)
+	// Session jobs run `slurmgate agent`, which dials this server's tunnel
+	// endpoint, as in production.
+	a := &testAPI{t: t, db: db, logs: logs}
+	a.ts = httptest.NewUnstartedServer(nil)
+	b := bridge.New(db, slurm, bridge.Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir, ReconcileInterval: 200 * time.Millisecond, SecretKey: key,
+		AgentBinary: cluster.AgentBinary(t), TunnelURL: "ws://" + a.ts.Listener.Addr().String() + "/api/v1/agent/tunnel"}, log)
+	a.b, a.srv = b, New(b, Options{Logger: log})
+	a.ts.Config.Handler = a.srv
+	a.ts.Start()
 	t.Cleanup(a.ts.Close)
 
 	ctx := t.Context()

@@ -37,6 +37,7 @@ func (b *Bridge) agentScript(ctx context.Context, s Session, img Image, sg Scali
 		Image:       img.Location,
 		Interactive: s.Type == "interactive",
 		Command:     s.Command,
+		LogFile:     filepath.Join(filepath.Dir(s.stdoutPath), s.ID+".agent.log"),
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Environment)) {
 		cfg.Env = append(cfg.Env, k+"="+s.Environment[k])

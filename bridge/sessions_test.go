@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/slurmgate/slurmgate/bridge/bridgetest"
 	"github.com/slurmgate/slurmgate/slurmctl"
 	"github.com/slurmgate/slurmgate/testdata/cluster"
+	"github.com/slurmgate/slurmgate/tunnel"
 )
 
 // world is a bridge over a fresh database with one domain, one project whose
@@ -35,7 +39,20 @@ func newWorld(t testing.TB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := New(bridgetest.Pool(t), slurm, Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir, ReconcileInterval: 200 * time.Millisecond}, nil)
+	// Sessions run as in production: the job's one step is `slurmgate
+	// agent`, which dials this tunnel endpoint (the gateway's, without the
+	// REST API around it: package api imports this one).
+	var b *Bridge
+	tunnelSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := tunnel.Accept(w, r, tunnel.AcceptConfig{Authenticate: b.AuthenticateAgent})
+		if err != nil {
+			return
+		}
+		b.ServeAgent(context.WithoutCancel(r.Context()), conn)
+	}))
+	t.Cleanup(tunnelSrv.Close)
+	b = New(bridgetest.Pool(t), slurm, Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir, ReconcileInterval: 200 * time.Millisecond,
+		AgentBinary: cluster.AgentBinary(t), TunnelURL: "ws" + strings.TrimPrefix(tunnelSrv.URL, "http") + "/api/v1/agent/tunnel"}, nil)
 	ctx := t.Context()
 	w := &world{b: b, env: env, slurm: slurm}
 
@@ -199,6 +216,15 @@ func TestSessionFailureExitCodeAndTimeout(t *testing.T) {
 	s = w.waitState(t, w.alice, timed.ID, 4*time.Minute, StateTerminated, StateError)
 	if s.SlurmState != "TIMEOUT" || !strings.Contains(s.StatusMessage, "TIMEOUT") {
 		t.Errorf("time-limited session: slurm %s message %q; want TIMEOUT", s.SlurmState, s.StatusMessage)
+	}
+	// Its job ran the agent: PREPARING (job started, agent not yet ready)
+	// came between PENDING and the end.
+	events, err := w.b.SessionEvents(t.Context(), w.alice, timed.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(events, func(e Event) bool { return e.To == StatePreparing }) {
+		t.Errorf("timeline %+v: no transition to PREPARING", events)
 	}
 }
 

@@ -47,6 +47,10 @@ type Config struct {
 	// StopGrace is how long processes get between SIGTERM and SIGKILL
 	// when the session stops (default 10s).
 	StopGrace Duration `json:"stop_grace,omitempty"`
+	// LogFile receives the agent's own log (slurmgate agent appends to it),
+	// so that the job's stdout and stderr hold only the session's output:
+	// the batch command's and the services'. Empty: the job's stderr.
+	LogFile string `json:"log_file,omitempty"`
 }
 
 // Mount binds a host directory into the container.

@@ -46,8 +46,19 @@ readable by its owner only (mode 0600): it holds the session's secret.`,
 				case <-ctx.Done():
 				}
 			}()
+			logTo := os.Stderr
+			if cfg.LogFile != "" {
+				// The session's stderr stays the researcher's; errors that
+				// end the agent still reach it through the return below.
+				if f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+					defer f.Close()
+					logTo = f
+				} else {
+					fmt.Fprintf(os.Stderr, "slurmgate agent: logging to stderr: %v\n", err)
+				}
+			}
 			a, err := agent.New(cfg, agent.Options{
-				Logger:  slog.New(slog.NewTextHandler(os.Stderr, nil)),
+				Logger:  slog.New(slog.NewTextHandler(logTo, nil)),
 				Version: versionString(),
 			})
 			if err != nil {
