@@ -1,13 +1,13 @@
 // The launch form: image (with the apps its labels declare), scaling group,
 // a preset or custom resources limited to what the scaling group offers,
-// project, command and lifetime. A refusal (quota, validation) is shown with
+// project, vfolders to mount, command and lifetime. A refusal (quota, validation) is shown with
 // the limit it names.
 import { ApiError, listAll, request } from "../api";
 import { busy, card, errorBox, type Page } from "../app";
 import { field, h, replace } from "../dom";
 import { duration, mib } from "../format";
 import { myProjects } from "../quota";
-import type { Image, Preset, ScalingGroup, Session } from "../types";
+import type { Image, Preset, ScalingGroup, Session, VFolder } from "../types";
 
 const servicePrefix = "org.slurmgate.service.";
 
@@ -22,11 +22,13 @@ export function imageApps(img: Image): string[] {
 export const launchPage: Page = {
   title: "Launch",
   async render(main, ctx) {
-    const [images, groups, presets, projects] = await Promise.all([
+    const [images, groups, presets, projects, folders] = await Promise.all([
       listAll<Image>("/api/v1/images"),
       listAll<ScalingGroup>("/api/v1/scaling-groups"),
       listAll<Preset>("/api/v1/presets"),
       myProjects(),
+      // Without storage hosts the gateway answers 503; the form works without folders.
+      listAll<VFolder>("/api/v1/vfolders").catch(() => [] as VFolder[]),
     ]);
     const status = h("div", { class: "status-slot" });
     const opt = (value: string, label: string) => h("option", { value }, label);
@@ -47,6 +49,32 @@ export const launchPage: Page = {
     const hours = h("input", { name: "lifetime_h", type: "number", min: 0, max: 720, value: 1, inputmode: "numeric" });
     const minutes = h("input", { name: "lifetime_min", type: "number", min: 0, max: 59, value: 0, inputmode: "numeric" });
     const submit = h("button", { type: "submit", class: "primary" }, "Launch");
+
+    // One row per ready folder: mount it or not, where, and read-only. A
+    // folder shared read-only can only be mounted read-only; the gateway
+    // refuses rather than downgrades, so the form never asks otherwise.
+    const mountRows = folders
+      .filter((f) => f.status === "ready")
+      .map((f, i) => {
+        const on = h("input", { type: "checkbox", "aria-label": `Mount ${f.name}` });
+        const target = h("input", { value: `/home/work/${f.name}`, spellcheck: "false", "aria-label": `Mount point of ${f.name}` });
+        const ro = h("input", { type: "checkbox", checked: f.access === "ro", disabled: f.access === "ro", "aria-label": `Mount ${f.name} read-only` });
+        const owner = f.owner_kind === "project" ? ` (project ${f.owner})` : f.access === "owner" ? "" : ` (${f.owner}'s, shared ${f.access})`;
+        const row = h("div", { class: "mount-row", style: "display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:center;margin-top:.4rem" },
+          h("label", { class: "radio" }, on, ` ${f.name}${owner}`), target, h("label", { class: "radio" }, ro, " read-only"));
+        const name = (k: number | string) => {
+          on.name = `mounts[${k}].vfolder`;
+          target.name = `mounts[${k}].target`;
+          ro.name = `mounts[${k}].read_only`;
+        };
+        name(`unchosen-${i}`);
+        return { f, on, target, ro, row, name };
+      });
+    const mountsEl = mountRows.length
+      ? h("fieldset", null, h("legend", null, "Folders"),
+          h("small", { class: "hint" }, "Mounted folders appear under /home/work in container images; writes land in the folder as you."),
+          mountRows.map((m) => m.row))
+      : null;
 
     const custom = h("fieldset", { class: "inline" }, h("legend", null, "Resources"), field("CPUs", cpus), field("Memory (GiB)", mem), field("GPU type", gpuType), field("GPUs", gpus));
     const gpuFields = [gpuType.parentElement!, gpus.parentElement!];
@@ -101,6 +129,7 @@ export const launchPage: Page = {
       field("Preset", preset, "A preset fills in resources and lifetime; choose “Custom resources” to set them yourself."),
       custom,
       field("Project", project, "The Slurm account the session is charged to."),
+      mountsEl,
       field("Command", command),
       h("fieldset", { class: "inline" }, h("legend", null, "Lifetime"), field("Hours", hours), field("Minutes", minutes)),
       status,
@@ -119,6 +148,12 @@ export const launchPage: Page = {
         command: command.value.trim() || undefined,
         time_limit_s: lifetime || undefined,
       };
+      const chosen = mountRows.filter((m) => m.on.checked);
+      // Named as the gateway names the fields it refuses (mounts[1].target), so a refusal focuses its control.
+      mountRows.forEach((m, i) => m.name(`unchosen-${i}`));
+      chosen.forEach((m, k) => m.name(k));
+      const mounts = chosen.map((m) => ({ vfolder: m.f.id, target: m.target.value.trim(), read_only: m.ro.checked }));
+      if (mounts.length) body.mounts = mounts;
       if (preset.value) body.preset = preset.value;
       else {
         body.cpus = Number(cpus.value);
