@@ -25,9 +25,11 @@ import (
 //	      {socket}   a Unix socket path in a private 0700 directory
 //	      {base_url} the proxy prefix, /s/SESSION/NAME/
 //	      {token}    a per-service secret the proxy presents for the user
+//	                 (as "Authorization: token SECRET", Jupyter's header)
 //	    Using {base_url} declares that the service accepts a base URL; using
 //	    {socket} declares that it can listen on a Unix socket, which the agent
-//	    then prefers. Without a command the service is only reachable if the
+//	    then prefers. A service without {base_url} is served at "/" (the
+//	    agent strips the proxy prefix). Without a command the service is only reachable if the
 //	    session's own command starts it.
 //	    Example: org.slurmgate.service.jupyter.command=jupyter-notebook
 //	      --no-browser --sock={socket} --NotebookApp.base_url={base_url}

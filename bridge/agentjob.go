@@ -57,12 +57,19 @@ func (b *Bridge) agentScript(ctx context.Context, s Session, img Image, sg Scali
 
 // agentService turns an image's service label into what the agent starts.
 // A service whose command names neither {port} nor {socket} listens on the
-// label's fixed port.
+// label's fixed port. One without {base_url} is served at "/": the agent
+// strips the gateway's /s/{session}/{name} prefix for it.
 func agentService(sv apptainer.Service) agent.Service {
 	out := agent.Service{Name: sv.Name, Protocol: sv.Protocol, Command: strings.Fields(sv.Command),
 		Socket: sv.Socket, BaseURL: sv.BaseURL}
 	if !strings.Contains(sv.Command, "{port}") && !sv.Socket {
 		out.Port = sv.Port
+	}
+	if strings.Contains(sv.Command, "{token}") {
+		// The agent presents the token for the user, in the header
+		// token-guarded apps read (Jupyter's, and JupyterHub's
+		// single-user servers'): the browser never holds it.
+		out.AuthHeader = "Authorization: token {token}"
 	}
 	return out
 }

@@ -124,6 +124,11 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	if a.stateDir == "" {
 		a.stateDir = filepath.Join(os.TempDir(), "slurmgate-"+cfg.SessionID)
 	}
+	if cfg.CacheDir == "" && cfg.Runtime == "charliecloud" {
+		// Node-local and per user, so a SIF is extracted once per node
+		// and user, not once per session (imagecache.go keys it by content).
+		cfg.CacheDir = filepath.Join(os.TempDir(), "slurmgate-images-"+strconv.Itoa(os.Getuid()))
+	}
 	return a, nil
 }
 
@@ -141,6 +146,11 @@ func (a *Agent) Run(ctx context.Context) (int, error) {
 		return 1, err
 	}
 	defer os.RemoveAll(a.stateDir)
+	if a.cfg.CacheDir != "" {
+		if err := privateDir(a.cfg.CacheDir); err != nil {
+			return 1, fmt.Errorf("image cache: %w", err)
+		}
+	}
 
 	connCtx, stopConn := context.WithCancel(a.life)
 	connDone := make(chan struct{})

@@ -43,7 +43,9 @@
 // Service command templates may use {port} (a free loopback port the agent
 // chose), {socket} (a Unix socket path in the agent's 0700 state directory),
 // {base_url} (/s/{session}/{name}/, when the app serves under the gateway's
-// prefix; otherwise the gateway strips the prefix) and {token} (a random
+// prefix; the gateway always forwards the prefix, and for a service without
+// base_url the agent strips it, so the app is served at "/" and sees the
+// prefix in X-Forwarded-Prefix) and {token} (a random
 // per-service secret the agent adds to every proxied request through
 // auth_header, so that other users on the node cannot use a port service).
 //

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -200,6 +201,17 @@ func (a *Agent) serviceProxy(svc *service) http.Handler {
 			r.Out.URL.Scheme = "http"
 			r.Out.URL.Host = svc.cfg.Name
 			r.Out.Host = r.In.Host // the gateway chose what the app sees
+			if !svc.cfg.BaseURL {
+				// The gateway forwards /s/{session}/{name}/… as the
+				// browser sent it; an app that cannot be told a base URL
+				// is served at "/", so the prefix stops here.
+				prefix := "/s/" + a.cfg.SessionID + "/" + svc.cfg.Name
+				if rest, ok := strings.CutPrefix(r.Out.URL.Path, prefix); ok && (rest == "" || rest[0] == '/') {
+					r.Out.URL.Path = cmp.Or(rest, "/")
+					r.Out.URL.RawPath = ""
+					r.Out.Header.Set("X-Forwarded-Prefix", prefix)
+				}
+			}
 			if svc.auth[0] != "" {
 				r.Out.Header.Set(svc.auth[0], svc.auth[1])
 			}
