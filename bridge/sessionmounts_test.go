@@ -9,11 +9,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/slurmgate/slurmgate/apptainer/agent"
 	"github.com/slurmgate/slurmgate/testdata/images"
 	"github.com/slurmgate/slurmgate/vfolder"
 	"github.com/slurmgate/slurmgate/vfolder/vfoldertest"
@@ -199,5 +201,46 @@ func TestSessionMountRefusalsSubmitNothing(t *testing.T) {
 	ss, err := w.b.ListSessions(ctx, w.admin, SessionFilter{All: true, Limit: 10})
 	if err != nil || len(ss) != 0 {
 		t.Errorf("sessions after refused creates: %d %v; want none", len(ss), err)
+	}
+}
+
+// The agent binds what the session row holds: the resolved host paths, at
+// their targets, read-only where asked.
+func TestSessionMountsReachTheAgentConfig(t *testing.T) {
+	t.Parallel()
+	w := newMountWorld(t)
+	ctx := t.Context()
+	data := w.folder(t, w.alice, "data", nil)
+	ref := w.folder(t, w.alice, "ref", nil)
+	s, err := w.b.CreateSession(ctx, w.alice, w.chBatch("true",
+		Mount{VFolder: "data"}, Mount{VFolder: ref.ID, Target: "/home/work/in/ref", ReadOnly: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err := w.b.sessionByID(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := w.b.Image(ctx, row.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, err := w.b.ScalingGroup(ctx, row.ScalingGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.b.agentScript(ctx, row, img, sg); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := agent.Load(filepath.Join(filepath.Dir(row.stdoutPath), row.ID+".agent.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []agent.Mount{
+		{Source: w.host.Path(diskID(data.ID)), Target: "/home/work/data"},
+		{Source: w.host.Path(diskID(ref.ID)), Target: "/home/work/in/ref", ReadOnly: true},
+	}
+	if !reflect.DeepEqual(cfg.Mounts, want) {
+		t.Errorf("agent config mounts %+v; want %+v", cfg.Mounts, want)
 	}
 }
