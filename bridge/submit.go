@@ -76,7 +76,7 @@ func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmct
 		}
 		var spec slurmctl.JobSpec
 		if p != nil && p.image.Ref() == s.Image && p.sg.Name == s.ScalingGroup {
-			spec, err = b.renderJob(s, p.image, p.sg)
+			spec, err = b.renderJob(ctx, s, p.image, p.sg)
 		} else {
 			spec, err = b.jobSpec(ctx, s)
 		}
@@ -159,27 +159,27 @@ func (b *Bridge) jobSpec(ctx context.Context, s Session) (slurmctl.JobSpec, erro
 	if err != nil {
 		return slurmctl.JobSpec{}, err
 	}
-	spec, err := b.renderJob(s, img, sg)
-	if err != nil || b.cfg.AgentBinary == "" {
-		// Without an agent (Config.AgentBinary empty) the job runs the
-		// command directly: no apps, terminals or exec.
-		return spec, err
-	}
-	spec.Script, err = b.agentScript(ctx, s, img, sg)
-	return spec, err
+	return b.renderJob(ctx, s, img, sg)
 }
 
-// renderJob is jobSpec with the image and scaling group already read.
-func (b *Bridge) renderJob(s Session, img Image, sg ScalingGroup) (slurmctl.JobSpec, error) {
-	rt, err := apptainer.Lookup(cmpOr(img.Runtime, sg.Runtime))
-	if err != nil {
-		return slurmctl.JobSpec{}, err
-	}
-	script, err := rt.JobScript(apptainer.Job{
-		SessionID: s.ID, Interactive: s.Type == "interactive", Image: img.Location, Command: s.Command, GPUs: s.GPUs,
-	})
-	if err != nil {
-		return slurmctl.JobSpec{}, err
+// renderJob is jobSpec with the image and scaling group already read. With
+// Config.AgentBinary set (as the gateway always sets it) the job's one step
+// is the agent; without it the job runs the command directly through the
+// runtime's own script, with no apps, terminals or exec (runtimes that need
+// the agent, such as charliecloud, refuse).
+func (b *Bridge) renderJob(ctx context.Context, s Session, img Image, sg ScalingGroup) (slurmctl.JobSpec, error) {
+	var script string
+	if b.cfg.AgentBinary == "" {
+		rt, err := apptainer.Lookup(cmpOr(img.Runtime, sg.Runtime))
+		if err != nil {
+			return slurmctl.JobSpec{}, err
+		}
+		script, err = rt.JobScript(apptainer.Job{
+			SessionID: s.ID, Interactive: s.Type == "interactive", Image: img.Location, Command: s.Command, GPUs: s.GPUs,
+		})
+		if err != nil {
+			return slurmctl.JobSpec{}, err
+		}
 	}
 	outDir := filepath.Dir(s.stdoutPath)
 	if err := ensureUserDir(outDir, s.OwnerUID); err != nil {
@@ -200,6 +200,13 @@ func (b *Bridge) renderJob(s Session, img Image, sg ScalingGroup) (slurmctl.JobS
 	}
 	if s.GPUs > 0 {
 		spec.GRES = []slurmctl.GRES{{Name: "gpu", Type: s.GPUType, Count: int64(s.GPUs)}}
+	}
+	if b.cfg.AgentBinary != "" {
+		// After ensureUserDir: the agent's config goes beside the output.
+		var err error
+		if spec.Script, err = b.agentScript(ctx, s, img, sg); err != nil {
+			return slurmctl.JobSpec{}, err
+		}
 	}
 	return spec, nil
 }
