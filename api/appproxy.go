@@ -166,19 +166,30 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app st
 // header: the app's own pages cannot send the gateway's token, apps guard
 // their state changes themselves (Jupyter's _xsrf), and the cookie is
 // SameSite=Lax, so a cross-site page cannot make a browser POST with it.
+// Cookies and bearer tokens are resolved through the credential cache
+// (revocation.go): a page load is dozens of requests, and logouts are
+// heard at once. Signed requests are not: each signature is new, and must
+// be remembered against replay anyway.
 func (p *appProxy) authenticate(w http.ResponseWriter, r *http.Request, st *requestState) bool {
-	if r.Header.Get("Authorization") == "" {
+	method, secret := "", ""
+	header := r.Header.Get("Authorization")
+	if scheme, rest, _ := strings.Cut(header, " "); strings.EqualFold(scheme, "Bearer") {
+		method, secret = "token", strings.TrimSpace(rest)
+	} else if header == "" {
 		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-			actor, ps, err := p.s.b.ActorForPortalSession(r.Context(), c.Value)
-			if err != nil {
-				p.s.credentialRefused(w, r, err)
-				return false
-			}
-			st.actor, st.cred = actor, credential{method: "cookie", portal: &ps}
-			return true
+			method, secret = "cookie", c.Value
 		}
 	}
-	return p.s.authenticate(w, r, st)
+	if method == "" {
+		return p.s.authenticate(w, r, st)
+	}
+	actor, cred, err := p.s.cachedActor(r.Context(), method, secret)
+	if err != nil {
+		p.s.credentialRefused(w, r, err)
+		return false
+	}
+	st.actor, st.cred = actor, cred
+	return true
 }
 
 // appRoute labels app requests in the access log and metrics.

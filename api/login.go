@@ -266,6 +266,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	s.forget("cookie", c.Value) // other replicas hear of it (revocation.go)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/", MaxAge: -1, HttpOnly: true, Secure: secureRequest(r), SameSite: http.SameSiteLaxMode})
 	var out logoutResponse
 	if st.cred.portal.Source == "oidc" && s.sso != nil && s.sso.OIDC() != nil {

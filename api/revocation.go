@@ -1,9 +1,14 @@
 package api
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"net/http"
 	"sync"
+	"time"
+
+	"github.com/slurmgate/slurmgate/bridge"
 )
 
 // Connections that outlive their request (app WebSockets, terminals, TCP)
@@ -11,43 +16,138 @@ import (
 // opened them ends: a token or portal login at its expiry, and a portal
 // login at once when it is revoked (logout on any replica, an admin's
 // revocation), which the bridge announces (bridge.LoginRevocations).
+//
+// The same announcements let the app proxy remember for a moment which
+// actor a bearer token or portal cookie is (cachedActor): a page load is
+// dozens of requests, and each would otherwise cost a PostgreSQL round
+// trip. A remembered portal login is forgotten as soon as its revocation is
+// heard, not at the end of the moment, and nothing is remembered while the
+// process is not listening. What the bridge does not announce (a user
+// locked, a domain deactivated) takes effect within credentialTTL; bearer
+// tokens are never revoked, only expire, and are not remembered past their
+// expiry.
+
+// credentialTTL bounds how long a resolved credential is trusted without
+// asking the database again.
+const credentialTTL = 2 * time.Second
+
+// maxCachedCredentials bounds the cache: beyond it, credentials are
+// resolved every time rather than remembered.
+const maxCachedCredentials = 4096
 
 // loginWatch fans the bridge's revocations out to the connections of each
-// portal login. It listens only while such connections are open: one
-// database connection per gateway process while any is, none otherwise.
+// portal login and to the credential cache. It listens only while either
+// needs it: one database connection per gateway process while any such
+// connection is open or any credential is remembered, none otherwise.
 type loginWatch struct {
 	mu     sync.Mutex
 	conns  map[string]map[*watchedConn]struct{} // by PortalSession.ID
-	cancel context.CancelFunc                   // ends the listening; nil when not listening
+	listen *listening                           // nil when not listening
+
+	// ttl overrides credentialTTL; tests lengthen it to show that
+	// revocation, not expiry, is what forgets a login.
+	ttl   time.Duration
+	creds map[[sha256.Size]byte]cachedCredential
+	// gen changes with every revocation heard and every start and end of
+	// listening: a lookup that began under another generation may have
+	// missed a revocation, so its answer is not remembered.
+	gen   uint64
+	sweep *sweeper // forgets expired credentials; nil when not listening for the cache
 }
 
+// sweeper is one armed expiry; a timer that fired after being replaced
+// finds itself no longer lw.sweep and does nothing.
+type sweeper struct{ t *time.Timer }
+
+// listening is one subscription to the bridge's revocations.
+type listening struct{ cancel context.CancelFunc }
+
 type watchedConn struct{ cancel context.CancelFunc }
+
+// cachedCredential is a resolved bearer token or portal cookie.
+type cachedCredential struct {
+	actor   bridge.Actor
+	method  string               // "token" or "cookie"
+	expires time.Time            // the token's expiry
+	portal  bridge.PortalSession // the cookie's login
+	until   time.Time            // resolved + ttl, or the credential's end if sooner
+}
+
+// start listens for revocations if nobody is. Call with mu held.
+func (lw *loginWatch) start(s *Server) {
+	if lw.listen != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &listening{cancel: cancel}
+	lw.listen = l
+	lw.gen++
+	revs := s.b.LoginRevocations(ctx) // returns once listening
+	go func() {
+		for rev := range revs {
+			lw.revoked(rev)
+		}
+		// The bridge stopped delivering (ctx ended, or its pool is
+		// closed): nothing remembered may be trusted any more.
+		lw.mu.Lock()
+		defer lw.mu.Unlock()
+		if lw.listen == l {
+			lw.listen = nil
+			lw.forgetAll()
+		}
+		cancel()
+	}()
+}
+
+// revoked ends what a revocation ends.
+func (lw *loginWatch) revoked(rev bridge.LoginRevocation) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	// The cache first: a client that sees its WebSocket close and retries
+	// must find its login forgotten.
+	lw.gen++
+	for k, c := range lw.creds {
+		if rev.Resync || (c.method == "cookie" && c.portal.ID == rev.SessionID) {
+			delete(lw.creds, k)
+		}
+	}
+	for id, set := range lw.conns {
+		// Resync: revocations may have been missed; ending every such
+		// connection is the safe answer (clients reconnect, and are
+		// authorized anew).
+		if rev.Resync || id == rev.SessionID {
+			for c := range set {
+				c.cancel()
+			}
+		}
+	}
+}
+
+// stopIfUnused stops listening once no connection and no credential needs
+// it. Call with mu held.
+func (lw *loginWatch) stopIfUnused() {
+	if len(lw.conns) == 0 && len(lw.creds) == 0 && lw.listen != nil {
+		lw.listen.cancel()
+		lw.listen = nil
+		lw.gen++
+	}
+}
+
+// forgetAll drops every remembered credential. Call with mu held.
+func (lw *loginWatch) forgetAll() {
+	clear(lw.creds)
+	lw.gen++
+	if lw.sweep != nil {
+		lw.sweep.t.Stop()
+		lw.sweep = nil
+	}
+}
 
 // add registers c under a portal login, listening first if nobody was.
 func (lw *loginWatch) add(s *Server, id string, c *watchedConn) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
-	if lw.cancel == nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		lw.cancel = cancel
-		revs := s.b.LoginRevocations(ctx) // returns once listening
-		go func() {
-			for rev := range revs {
-				lw.mu.Lock()
-				for id, set := range lw.conns {
-					// Resync: revocations may have been missed; ending
-					// every such connection is the safe answer (clients
-					// reconnect, and are authorized anew).
-					if rev.Resync || id == rev.SessionID {
-						for c := range set {
-							c.cancel()
-						}
-					}
-				}
-				lw.mu.Unlock()
-			}
-		}()
-	}
+	lw.start(s)
 	if lw.conns == nil {
 		lw.conns = map[string]map[*watchedConn]struct{}{}
 	}
@@ -57,7 +157,7 @@ func (lw *loginWatch) add(s *Server, id string, c *watchedConn) {
 	lw.conns[id][c] = struct{}{}
 }
 
-// remove unregisters c, and stops listening after the last connection.
+// remove unregisters c, and stops listening when nothing needs it.
 func (lw *loginWatch) remove(id string, c *watchedConn) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
@@ -65,10 +165,121 @@ func (lw *loginWatch) remove(id string, c *watchedConn) {
 	if len(lw.conns[id]) == 0 {
 		delete(lw.conns, id)
 	}
-	if len(lw.conns) == 0 && lw.cancel != nil {
-		lw.cancel()
-		lw.cancel = nil
+	lw.stopIfUnused()
+}
+
+// cachedActor resolves a bearer token (method "token") or portal cookie
+// (method "cookie") to its actor and credential, from memory when it was
+// resolved within the TTL and not revoked since. Refusals are never
+// remembered: the bridge is asked again, and says why.
+func (s *Server) cachedActor(ctx context.Context, method, secret string) (bridge.Actor, credential, error) {
+	lw := &s.logins
+	key := sha256.Sum256([]byte(method + "\x00" + secret))
+	now := s.now()
+	lw.mu.Lock()
+	if c, ok := lw.creds[key]; ok && now.Before(c.until) {
+		lw.mu.Unlock()
+		return c.actor, c.credential(), nil
 	}
+	// Listening before asking: a revocation committed after the answer
+	// is then heard, and one committed before it is in the answer.
+	lw.start(s)
+	gen := lw.gen
+	lw.mu.Unlock()
+
+	c := cachedCredential{method: method}
+	var err error
+	ttl := cmp.Or(lw.ttl, credentialTTL)
+	c.until = now.Add(ttl)
+	switch method {
+	case "token":
+		c.actor, c.expires, err = s.b.ActorForToken(ctx, secret)
+		c.until = sooner(c.until, c.expires)
+	case "cookie":
+		c.actor, c.portal, err = s.b.ActorForPortalSession(ctx, secret)
+		c.until = sooner(c.until, sooner(c.portal.ExpiresAt, c.portal.IdleExpiresAt))
+	default:
+		panic("api: cachedActor of method " + method)
+	}
+
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if err == nil && lw.gen == gen && lw.listen != nil && len(lw.creds) < maxCachedCredentials {
+		if lw.creds == nil {
+			lw.creds = map[[sha256.Size]byte]cachedCredential{}
+		}
+		lw.creds[key] = c
+	}
+	if lw.sweep == nil && lw.listen != nil {
+		// Listening ends a TTL after the last credential is forgotten,
+		// not after each refusal: a new LISTEN connection costs more
+		// than the query it guards.
+		lw.armSweep(s)
+	}
+	if err != nil {
+		return bridge.Actor{}, credential{}, err
+	}
+	return c.actor, c.credential(), nil
+}
+
+// armSweep schedules expire a TTL from now. Call with mu held.
+func (lw *loginWatch) armSweep(s *Server) {
+	sw := &sweeper{}
+	sw.t = time.AfterFunc(cmp.Or(lw.ttl, credentialTTL), func() { lw.expire(s, sw) })
+	lw.sweep = sw
+}
+
+// expire forgets credentials past their time, and stops listening once
+// nothing needs it.
+func (lw *loginWatch) expire(s *Server, sw *sweeper) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if lw.sweep != sw {
+		return
+	}
+	now := s.now()
+	for k, c := range lw.creds {
+		if !now.Before(c.until) {
+			delete(lw.creds, k)
+		}
+	}
+	if len(lw.creds) > 0 {
+		lw.armSweep(s)
+		return
+	}
+	lw.sweep = nil
+	lw.stopIfUnused()
+}
+
+// forget drops a credential this process has just revoked, so that its
+// next use is refused without waiting for the announcement.
+func (s *Server) forget(method, secret string) {
+	lw := &s.logins
+	key := sha256.Sum256([]byte(method + "\x00" + secret))
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	delete(lw.creds, key)
+	lw.gen++
+}
+
+// credential returns the request's view; each request gets its own copy
+// of the portal login.
+func (c cachedCredential) credential() credential {
+	switch c.method {
+	case "cookie":
+		ps := c.portal
+		return credential{method: "cookie", portal: &ps}
+	default:
+		return credential{method: c.method, expires: c.expires}
+	}
+}
+
+// sooner is the earlier of a and b, where a zero b is no bound.
+func sooner(a, b time.Time) time.Time {
+	if !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // credentialContext derives from ctx a context that ends when the request's
