@@ -36,9 +36,22 @@ func newApp() *cli.Command {
 as your own POSIX user, and reaches their apps (Jupyter, terminals, any port)
 through the gateway without an inbound port on the compute node.
 
-Examples:
-   slurmgate version                 print the version and build information
-   slurmgate --help                  this help`,
+Examples (researchers):
+   slurmgate login --endpoint https://gw.example.org --username alice
+   slurmgate run --image busybox -- hostname          a batch session; its exit code is yours
+   slurmgate sbatch train.sh --wait                   #SBATCH directives honoured, output streamed
+   slurmgate session create --image jupyter --gpus 2  an interactive session; waits and prints its apps
+   slurmgate app forward SESSION jupyter 8888         the app on localhost:8888
+   slurmgate ssh SESSION                              OpenSSH into the session (scp, sftp too)
+   slurmgate vfolder upload data ./results/           resumable, with a progress bar
+Examples (operators):
+   slurmgate server --config /etc/slurmgate.toml      the gateway
+   slurmgate admin sync --plan                        what Slurm's accounts lack (exit 3 on drift)
+   slurmgate admin project create lab/vision --gid 5001
+
+Every read command takes --json. Exit codes: 0 ok, 1 error, 2 usage, 3 refused
+(quota or permission), 4 not logged in, 5 not found; run and sbatch --wait exit
+with the job's own code. Each command's --help has more.`,
 		EnableShellCompletion: true,
 		// main turns errors into messages and exit codes; the library must
 		// not exit the process itself (tests run the command tree in-process).
