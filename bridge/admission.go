@@ -59,20 +59,18 @@ type scope struct {
 	id               int64
 }
 
-// admit checks every policy level and records the session, holding the
-// domain's admission lock for as short a time as PostgreSQL allows.
+// admit checks every policy level and records the session.
 //
-// Concurrent creates must never overshoot a quota, so checking the scopes'
-// use and inserting the session are serialised per domain. That section used
-// to be a transaction of eight round trips (lock, three policy reads, the
-// usage sums, the inserts, the commit), and under load every waiting create
-// paid for all of them: admission capped at about 250 sessions/s a domain.
-// Now the policies are read first, unlocked (a policy edit is not ordered
-// against admissions anyway), and turned into bounds in Go, which owns their
-// meaning; then one pipeline with one Sync, one implicit transaction, runs
+// Concurrent creates must never overshoot a quota, so summing the scopes' use
+// and inserting the session are serialised per domain, and every create
+// waiting for that lock pays for the whole locked section: it must cost no
+// network round trip. So the policies are read first, unlocked (a policy
+// edit is not ordered against admissions anyway), and turned into bounds in
+// Go, which owns their meaning; then one pipeline with one Sync runs
 // admission_check (migration 0007: the lock, the sums, the comparison) and
-// the insert. The lock is held for the server's work and the commit's flush
-// only; a create with no bounds takes no lock at all.
+// the insert as one implicit transaction, also under the simple protocol (a
+// multi-statement query). The lock is held for the server's work and the
+// commit's flush only; a create with no bounds takes no lock at all.
 func (b *Bridge) admit(ctx context.Context, p *sessionPlan) (string, error) {
 	scopes := []scope{
 		{"user", p.user.Username, "user_id", p.user.ID},
