@@ -39,11 +39,11 @@ through the gateway without an inbound port on the compute node.
 Examples (researchers):
    slurmgate login --endpoint https://gw.example.org --username alice
    slurmgate run --image busybox -- hostname          a batch session; its exit code is yours
-   slurmgate sbatch train.sh --wait                   #SBATCH directives honoured, output streamed
+   slurmgate sbatch --wait train.sh                   #SBATCH directives honoured, output streamed
    slurmgate session create --image jupyter --gpus 2  an interactive session; waits and prints its apps
    slurmgate app forward SESSION jupyter 8888         the app on localhost:8888
    slurmgate ssh SESSION                              OpenSSH into the session (scp, sftp too)
-   slurmgate vfolder upload data ./results/           resumable, with a progress bar
+   slurmgate vfolder upload -r results data:runs/     resumable, with a progress bar
 Examples (operators):
    slurmgate server --config /etc/slurmgate.toml      the gateway
    slurmgate admin sync --plan                        what Slurm's accounts lack (exit 3 on drift)
