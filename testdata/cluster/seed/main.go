@@ -94,6 +94,10 @@ func seed(ctx context.Context, url, adminFile, usersFile, images string) error {
 		_, err := c.CreateDomain(ctx, "lab", "development domain")
 		return err
 	}); err != nil {
+		var p *client.Problem
+		if errors.As(err, &p) && p.Status == http.StatusUnauthorized {
+			return fmt.Errorf("the gateway does not know the keypair in %s (was its database reset?): remove it, %s and sgadmin.password beside them, and run make dev again: %w", adminFile, usersFile, err)
+		}
 		return err
 	}
 	if err := s.ensure("project lab/vision", func() error {
