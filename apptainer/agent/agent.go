@@ -307,8 +307,14 @@ func (a *Agent) serveStream(s *tunnel.Stream) {
 	switch h.Kind {
 	case tunnel.KindHTTP:
 		svc := a.service(h.Service)
-		if svc == nil || svc.streams == nil {
+		if svc == nil || svc.cfg.Protocol != "http" {
 			s.Reject(a.noService(h.Service, "http"))
+			return
+		}
+		if svc.streams == nil {
+			// Nothing to change in the app's requests: the
+			// gateway's HTTP goes straight through, unparsed.
+			a.spliceStream(s, svc.dial)
 			return
 		}
 		if err := s.Accept(); err != nil {
@@ -320,45 +326,29 @@ func (a *Agent) serveStream(s *tunnel.Stream) {
 			s.Close()
 		}
 	case tunnel.KindTCP:
-		var target net.Conn
-		var err error
-		ctx, cancel := context.WithTimeout(a.life, 10*time.Second)
 		switch {
 		case h.Service == SSHService && a.service(SSHService) == nil:
-			cancel()
 			if err := s.Accept(); err != nil {
 				s.Close()
 				return
 			}
 			a.activity.streams.Add(1)
 			a.serveSSH(countingConn{s, &a.activity.bytes})
-			return
 		case h.Service != "":
 			svc := a.service(h.Service)
 			if svc == nil {
-				cancel()
 				s.Reject(a.noService(h.Service, "tcp"))
 				return
 			}
-			target, err = svc.dial(ctx)
+			a.spliceStream(s, svc.dial)
 		case h.Port > 0 && h.Port < 65536:
-			var d net.Dialer
-			target, err = d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(h.Port)))
+			a.spliceStream(s, func(ctx context.Context) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(h.Port)))
+			})
 		default:
-			err = errors.New("a tcp stream needs a service or a port")
+			s.Reject("a tcp stream needs a service or a port")
 		}
-		cancel()
-		if err != nil {
-			s.Reject(err.Error())
-			return
-		}
-		if err := s.Accept(); err != nil {
-			target.Close()
-			s.Close()
-			return
-		}
-		a.activity.streams.Add(1)
-		splice(countingConn{s, &a.activity.bytes}, target)
 	case tunnel.KindPTY, tunnel.KindExec:
 		a.serveProcess(s)
 	case tunnel.KindStop:
@@ -372,6 +362,26 @@ func (a *Agent) serveStream(s *tunnel.Stream) {
 	default:
 		s.Reject(fmt.Sprintf("this agent does not serve %q streams; upgrade the agent", h.Kind))
 	}
+}
+
+// spliceStream connects a stream to what dial reaches, accepting it once
+// the target answered (a refusal carries the dial's error), and copies
+// both ways until both ends are done.
+func (a *Agent) spliceStream(s *tunnel.Stream, dial func(context.Context) (net.Conn, error)) {
+	ctx, cancel := context.WithTimeout(a.life, 10*time.Second)
+	target, err := dial(ctx)
+	cancel()
+	if err != nil {
+		s.Reject(err.Error())
+		return
+	}
+	if err := s.Accept(); err != nil {
+		target.Close()
+		s.Close()
+		return
+	}
+	a.activity.streams.Add(1)
+	splice(countingConn{s, &a.activity.bytes}, target)
 }
 
 func (a *Agent) service(name string) *service {

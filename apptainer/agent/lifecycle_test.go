@@ -53,13 +53,15 @@ func TestInteractiveSession(t *testing.T) {
 		{Name: "app", Protocol: "http", Command: []string{self, "port={port}", "token={token}"},
 			AuthHeader: "Authorization: Bearer {token}"},
 		{Name: "sock", Protocol: "http", Socket: true, Command: []string{self, "socket={socket}"}},
+		// Nothing to change in its requests: its streams are spliced.
+		{Name: "base", Protocol: "http", Socket: true, BaseURL: true, Command: []string{self, "socket={socket}"}},
 	}
 	ra := startAgent(t, cfg)
 
 	var mu sync.Mutex
 	conn := g.conn(t)
 	current := func() *tunnel.Conn { mu.Lock(); defer mu.Unlock(); return conn }
-	g.waitReport(t, "both services ready", allReady("app", "sock"))
+	g.waitReport(t, "the services ready", allReady("app", "sock", "base"))
 
 	app := proxy(current, "app")
 	defer app.Close()
@@ -70,6 +72,14 @@ func TestInteractiveSession(t *testing.T) {
 	}
 	if code, body := get(t, sock.URL+"/y"); code != 200 || body != "app ok /y" {
 		t.Errorf("GET sock/y through the tunnel = %d %q", code, body)
+	}
+	base := proxy(current, "base")
+	defer base.Close()
+	for range 2 { // the second on the kept-alive stream
+		prefixed := "/s/" + cfg.SessionID + "/base/z"
+		if code, body := get(t, base.URL+prefixed); code != 200 || body != "app ok "+prefixed {
+			t.Errorf("GET %s through the spliced stream = %d %q; want the path unchanged", prefixed, code, body)
+		}
 	}
 	if fi, err := os.Stat(cfg.StateDir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("state directory %v, %v; want mode 0700", fi.Mode(), err)

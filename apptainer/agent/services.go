@@ -21,7 +21,8 @@ import (
 )
 
 // service is one running app: its process, where it listens, the proxy
-// that serves the gateway's HTTP streams to it, and its readiness.
+// that adapts the gateway's HTTP streams to it (when they need it), and
+// its readiness.
 type service struct {
 	cfg     Service
 	network string // "unix" or "tcp"
@@ -29,7 +30,7 @@ type service struct {
 	token   string
 	auth    [2]string // header name and value added to proxied requests
 
-	streams *streamListener // HTTP streams from the gateway
+	streams *streamListener // HTTP streams from the gateway, when proxied; nil when spliced
 	srv     *http.Server
 
 	mu    sync.Mutex
@@ -94,7 +95,11 @@ func (a *Agent) startService(cfg Service) (*service, error) {
 	for i, kv := range env {
 		env[i] = expand(kv)
 	}
-	if cfg.Protocol == "http" {
+	if cfg.Protocol == "http" && (svc.auth[0] != "" || !cfg.BaseURL) {
+		// Only a service whose requests need changing (its credentials
+		// added, the gateway's prefix stripped) is served through a
+		// proxy here; the others' streams are spliced to the app
+		// (serveStream), one HTTP hop fewer.
 		svc.streams = newStreamListener()
 		svc.srv = &http.Server{Handler: a.serviceProxy(svc), ReadHeaderTimeout: time.Minute}
 		go svc.srv.Serve(svc.streams)
