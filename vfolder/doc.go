@@ -47,4 +47,29 @@
 // project without a POSIX group cannot have folders: without one, the
 // choice would be between a folder nobody's jobs can write and one everyone
 // can, and both are wrong.
+//
+// # Shares on disk
+//
+// The gateway decides who may use a folder; a job, though, runs as its
+// user and meets only the file system's permissions. So when a user
+// folder is shared (package bridge calls [Host.Grant] once the invitation
+// is accepted or its permission changes, [Host.Revoke] when it ends), the
+// grantee's uid gets POSIX ACL entries on the whole tree: ro gives r-X
+// (read, and traverse directories), rw and rw-delete give rwX. Directories
+// get the same entry in their default ACL, so what anyone creates later
+// inherits it, and the default ACL names the owner (rwx) too, so files the
+// grantee's jobs create stay readable and removable by the owner. The mask
+// is the union of the group class, so no entry is cut short; files and
+// directories the gateway creates in a user's folder have group bits as
+// wide as the owner's for the same reason (they are the mask).
+//
+// What the file system enforces is coarser than the API: POSIX permissions
+// cannot allow writing files in a directory but not deleting them, so rw
+// and rw-delete are both rwX on disk, and only operations through the
+// gateway tell them apart. A job can also narrow what it wrote (chmod 600
+// empties its file's mask, hiding it from the owner's and other
+// grantees' entries); the gateway, which bypasses permissions, still
+// reaches it. Symbolic links are never followed and special files are left
+// alone. Project folders need none of this: members reach them through the
+// project's group.
 package vfolder

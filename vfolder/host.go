@@ -48,20 +48,23 @@ func (o Owner) dirMode() os.FileMode {
 }
 
 // Mode of what the gateway creates inside a folder: group-writable in a
-// project's folder so members' jobs can change it; the folder's own 0700
-// already keeps others out of a user's folder.
+// project's folder so members' jobs can change it. In a user's folder the
+// group bits are as wide as the owner's too: once the folder is shared they
+// are the ACL mask, which caps every named user's entry (a 0644 file would
+// leave an rw share read-only); the folder's own 0700 top keeps everyone
+// without an ACL entry out.
 func (o Owner) fileMode() os.FileMode {
 	if o.Project {
 		return 0o660
 	}
-	return 0o644
+	return 0o664
 }
 
 func (o Owner) subdirMode() os.FileMode {
 	if o.Project {
 		return 0o770 | os.ModeSetgid
 	}
-	return 0o755
+	return 0o775
 }
 
 // OpenHost checks a host's configuration and creates its layout directories.

@@ -81,8 +81,29 @@ func scanRoot(r *os.Root, workers int) (Usage, error) {
 // or directory removed during the walk is skipped, not an error.
 func scanRootCtx(ctx context.Context, r *os.Root, workers int) (Usage, error) {
 	var (
+		mu    sync.Mutex
+		total Usage
+	)
+	err := walkDirs(ctx, r, workers, func(r *os.Root, dir string) ([]string, error) {
+		u, subdirs, err := scanDir(r, dir)
+		mu.Lock()
+		total.Bytes += u.Bytes
+		total.Files += u.Files
+		total.Dirs += u.Dirs
+		mu.Unlock()
+		return subdirs, err
+	})
+	return total, err
+}
+
+// walkDirs calls visit for every directory of the tree under r, starting
+// with "." and continuing with the subdirectories each visit returns, with
+// workers visiting directories in parallel. The first error is returned;
+// the subdirectories of a directory whose visit failed are not walked, the
+// rest of the tree still is.
+func walkDirs(ctx context.Context, r *os.Root, workers int, visit func(r *os.Root, dir string) ([]string, error)) error {
+	var (
 		mu       sync.Mutex
-		total    Usage
 		firstErr error
 		wg       sync.WaitGroup
 	)
@@ -92,7 +113,7 @@ func scanRootCtx(ctx context.Context, r *os.Root, workers int) (Usage, error) {
 		qmu     sync.Mutex
 		queue   = []string{"."}
 		cond    = sync.NewCond(&qmu)
-		pending = 1 // directories queued or being read
+		pending = 1 // directories queued or being visited
 	)
 	next := func() (string, bool) {
 		qmu.Lock()
@@ -123,29 +144,25 @@ func scanRootCtx(ctx context.Context, r *os.Root, workers int) (Usage, error) {
 				if !ok {
 					return
 				}
-				var u Usage
 				var subdirs []string
 				err := ctx.Err()
 				if err == nil {
-					u, subdirs, err = scanDir(r, dir)
+					subdirs, err = visit(r, dir)
 				}
-				mu.Lock()
-				total.Bytes += u.Bytes
-				total.Files += u.Files
-				total.Dirs += u.Dirs
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
 				if err != nil {
 					subdirs = nil
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
 				}
 				done(subdirs)
 			}
 		}()
 	}
 	wg.Wait()
-	return total, firstErr
+	return firstErr
 }
 
 func scanDir(r *os.Root, dir string) (Usage, []string, error) {
