@@ -28,7 +28,7 @@ import (
 // cluster, and alice and bob (POSIX users there) are members of project
 // vision in a domain with a unique name, whose Slurm accounts exist for the
 // test's duration. The cluster is shared, hence the unique name.
-func newSessionAPI(t *testing.T) (*testAPI, bridge.Project) {
+func newSessionAPI(t *testing.T, configure ...func(*bridge.Config)) (*testAPI, bridge.Project) {
 	t.Helper()
 	env := cluster.Require(t)
 	slurm, err := slurmctl.New(slurmctl.Config{URL: env.RestURL, Cluster: env.Name, JWTKey: env.JWTKey(t), SlurmConf: env.SlurmConf})
@@ -44,8 +44,12 @@ func newSessionAPI(t *testing.T) (*testAPI, bridge.Project) {
 	// endpoint, as in production.
 	a := &testAPI{t: t, db: db, logs: logs}
 	a.ts = httptest.NewUnstartedServer(nil)
-	b := bridge.New(db, slurm, bridge.Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir, ReconcileInterval: 200 * time.Millisecond, SecretKey: key,
-		AgentBinary: cluster.AgentBinary(t), TunnelURL: "ws://" + a.ts.Listener.Addr().String() + "/api/v1/agent/tunnel"}, log)
+	cfg := bridge.Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir, ReconcileInterval: 200 * time.Millisecond, SecretKey: key,
+		AgentBinary: cluster.AgentBinary(t), TunnelURL: "ws://" + a.ts.Listener.Addr().String() + "/api/v1/agent/tunnel"}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	b := bridge.New(db, slurm, cfg, log)
 	a.b, a.srv = b, New(b, Options{Logger: log})
 	a.ts.Config.Handler = a.srv
 	a.ts.Start()

@@ -60,6 +60,12 @@ func findCgroups(procCgroup, mountinfo string) cgroups {
 		cg.reason = err.Error()
 		return cg
 	}
+	inJob := false // some controller puts this process in a Slurm job
+	for line := range strings.Lines(string(pc)) {
+		if parts := strings.SplitN(strings.TrimSpace(line), ":", 3); len(parts) == 3 && jobLevel.MatchString(parts[2]) {
+			inJob = true
+		}
+	}
 	for line := range strings.Lines(string(pc)) {
 		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
 		if len(parts) != 3 {
@@ -68,6 +74,13 @@ func findCgroups(procCgroup, mountinfo string) cgroups {
 		path := parts[2]
 		if m := jobLevel.FindStringSubmatch(path); m != nil {
 			path = m[1]
+		}
+		if path == "/" && inJob {
+			// In a Slurm job the root cgroup is the whole node, not the
+			// job: Slurm left this controller unconstrained (hybrid nodes
+			// put cpu and cpuacct there). Reading it would make every
+			// session on a busy node look busy and never idle.
+			continue
 		}
 		if parts[0] == "0" && parts[1] == "" {
 			if mp, ok := mounts[""]; ok {
