@@ -233,7 +233,10 @@ func roundAll(ds []time.Duration) []time.Duration {
 // On a small machine both sides are CPU-bound (the daemons, PostgreSQL and
 // the benchmark share the cores), so the benchmark also reports the CPU
 // each submit costs, split by process: that, not latency, is what the ratio
-// follows.
+// follows. The benchmark process and its database's backends are its own;
+// slurmrestd and slurmctld are shared, so their share also holds whatever
+// else used them during the burst (the reconciler, other tests), which
+// weighs more on the slower side's longer burst.
 func BenchmarkSubmitThroughput(b *testing.B) {
 	const n, inFlight, rounds = 50, 8, 2
 	w := newWorld(b)
