@@ -425,7 +425,9 @@ const shareFrom = ` FROM vfolder_shares s JOIN vfolders v ON v.id = s.vfolder_id
 
 // ShareVFolder invites a user (of the folder's domain) to a user folder
 // with a permission, or changes the permission of an existing share. Owners
-// and admins only. Project folders are shared by project membership.
+// and admins only. Project folders are shared by project membership. A
+// changed permission of an accepted share reaches the disk at once (see
+// [Bridge.AnswerVFolderInvitation]).
 func (b *Bridge) ShareVFolder(ctx context.Context, a Actor, id, username, permission string) (VFolderShare, error) {
 	if err := checkPermission("permission", permission); err != nil {
 		return VFolderShare{}, err
@@ -445,11 +447,21 @@ func (b *Bridge) ShareVFolder(ctx context.Context, a Actor, id, username, permis
 	if uid == *v.UserID {
 		return VFolderShare{}, invalid("username", "%s owns vfolder %s already", username, v.Name)
 	}
-	_, err = b.db.Exec(ctx, `INSERT INTO vfolder_shares (vfolder_id, user_id, permission, invited_by)
-		VALUES ($1, $2, $3, NULLIF($4, 0)) ON CONFLICT (vfolder_id, user_id) DO UPDATE SET permission = EXCLUDED.permission`,
-		id, uid, permission, a.UserID)
+	err = pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
+		var state string
+		err := tx.QueryRow(ctx, `INSERT INTO vfolder_shares (vfolder_id, user_id, permission, invited_by)
+			VALUES ($1, $2, $3, NULLIF($4, 0)) ON CONFLICT (vfolder_id, user_id) DO UPDATE SET permission = EXCLUDED.permission
+			RETURNING state`, id, uid, permission, a.UserID).Scan(&state)
+		if err != nil {
+			return dbError(err, "share")
+		}
+		if state != "accepted" {
+			return nil // a pending invitation reaches the disk when accepted
+		}
+		return b.shareOnDisk(ctx, tx, id, uid, permission)
+	})
 	if err != nil {
-		return VFolderShare{}, dbError(err, "share")
+		return VFolderShare{}, err
 	}
 	return b.share(ctx, id, uid)
 }
@@ -490,14 +502,17 @@ func (b *Bridge) RevokeVFolderShare(ctx context.Context, a Actor, id string, use
 			return err
 		}
 	}
-	tag, err := b.db.Exec(ctx, `DELETE FROM vfolder_shares WHERE vfolder_id = $1 AND user_id = $2`, id, userID)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return notFound("share of vfolder "+id+" with user", userID)
-	}
-	return nil
+	return pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
+		var state string
+		err := tx.QueryRow(ctx, `DELETE FROM vfolder_shares WHERE vfolder_id = $1 AND user_id = $2 RETURNING state`, id, userID).Scan(&state)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("share of vfolder "+id+" with user", userID)
+		}
+		if err != nil || state != "accepted" {
+			return err
+		}
+		return b.shareOnDisk(ctx, tx, id, userID, "")
+	})
 }
 
 // VFolderInvitations lists the invitations waiting for the actor's answer.
@@ -506,7 +521,11 @@ func (b *Bridge) VFolderInvitations(ctx context.Context, a Actor) ([]VFolderShar
 }
 
 // AnswerVFolderInvitation accepts or declines an invitation to a folder.
-// Declining deletes it, so the owner can invite again.
+// Declining deletes it, so the owner can invite again. Accepting makes the
+// share effective on disk too, so the user's jobs can use a mounted copy:
+// their uid gets POSIX ACL entries on the folder's tree (package vfolder's
+// "Shares on disk"). A pending invitation never touched the disk, so
+// declining has nothing to undo there.
 func (b *Bridge) AnswerVFolderInvitation(ctx context.Context, a Actor, id string, accept bool) (VFolderShare, error) {
 	if !isUUID(id) {
 		return VFolderShare{}, notFound("invitation to vfolder", id)
@@ -518,15 +537,55 @@ func (b *Bridge) AnswerVFolderInvitation(ctx context.Context, a Actor, id string
 		}
 		return VFolderShare{}, err
 	}
-	tag, err := b.db.Exec(ctx, `UPDATE vfolder_shares SET state = 'accepted', accepted_at = now()
-		WHERE vfolder_id = $1 AND user_id = $2 AND state = 'pending'`, id, a.UserID)
+	err := pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
+		var perm string
+		err := tx.QueryRow(ctx, `UPDATE vfolder_shares SET state = 'accepted', accepted_at = now()
+			WHERE vfolder_id = $1 AND user_id = $2 AND state = 'pending' RETURNING permission`, id, a.UserID).Scan(&perm)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("invitation to vfolder", id)
+		}
+		if err != nil {
+			return err
+		}
+		return b.shareOnDisk(ctx, tx, id, a.UserID, perm)
+	})
 	if err != nil {
 		return VFolderShare{}, err
 	}
-	if tag.RowsAffected() == 0 {
-		return VFolderShare{}, notFound("invitation to vfolder", id)
-	}
 	return b.share(ctx, id, a.UserID)
+}
+
+// shareOnDisk gives the user's uid perm on the folder's tree, or with perm
+// "" takes it away. Callers run it inside the transaction that records the
+// change, with the share's row locked: if the disk cannot follow, the record
+// does not change either and the caller can retry, and two changes to the
+// same share are applied in the order they are recorded. The row lock is
+// held for the walk of the tree, which reads each directory once, in
+// parallel.
+func (b *Bridge) shareOnDisk(ctx context.Context, q querier, id string, userID int64, perm string) error {
+	var hostName, status string
+	var uid int
+	err := q.QueryRow(ctx, `SELECT v.host, v.status, u.uid FROM vfolders v, users u WHERE v.id = $1 AND u.id = $2`, id, userID).
+		Scan(&hostName, &status, &uid)
+	if err != nil {
+		return err
+	}
+	host, err := b.vhost(hostName)
+	if err != nil {
+		return err
+	}
+	if perm == "" {
+		err = host.Revoke(ctx, diskID(id), uid)
+		if errors.Is(err, fs.ErrNotExist) && status != "ready" {
+			return nil // the folder is being deleted: nothing left to revoke
+		}
+	} else {
+		err = host.Grant(ctx, diskID(id), uid, accessRank[perm] >= accessRank[AccessRW])
+	}
+	if err != nil {
+		return fmt.Errorf("applying the share of vfolder %s with uid %d on host %s: %w", id, uid, hostName, err)
+	}
+	return nil
 }
 
 // --- files --------------------------------------------------------------------

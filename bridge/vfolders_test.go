@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -426,5 +427,130 @@ func TestVFolderMaintenanceCountsDirectWritesAndExpiresUploads(t *testing.T) {
 	wantVKind(t, err, KindQuota, "500 KiB after a job filled 600 KiB of 1 MiB")
 	if _, err := w.b.CreateUpload(ctx, w.alice, v.ID, "fits", 400<<10); err != nil {
 		t.Errorf("400 KiB should fit: %v", err)
+	}
+}
+
+// shellAs runs a shell script with a test user's uid and gid (no
+// supplementary groups), as that user's job would, and says whether it
+// succeeded.
+func shellAs(t *testing.T, uid int, script string) (string, bool) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("running %q as uid %d: %v", script, uid, err)
+	}
+	return string(out), err == nil
+}
+
+// A share is what bob's jobs see on disk too: accepting a ro share lets
+// his processes list and read but not write, rw lets them write (and alice
+// read what they wrote), revoking shuts them out, and a pending or
+// declined invitation never opens anything.
+func TestVFolderShareReachesTheDisk(t *testing.T) {
+	w := newVWorld(t)
+	ctx := t.Context()
+	v, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "shared", Host: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.upload(t, w.alice, v.ID, "notes.txt", []byte("notes\n")); err != nil {
+		t.Fatal(err)
+	}
+	dir := w.host.Path(diskID(v.ID))
+	must := func(uid int, script, want string) {
+		t.Helper()
+		out, ok := shellAs(t, uid, script)
+		if !ok || want != "" && out != want {
+			t.Errorf("as uid %d, %q: ok=%v %q; want success%s", uid, script, ok, out, map[bool]string{true: "", false: " printing " + want}[want == ""])
+		}
+	}
+	mustNot := func(uid int, script string) {
+		t.Helper()
+		if out, ok := shellAs(t, uid, script); ok {
+			t.Errorf("as uid %d, %q succeeded (%q); want it refused", uid, script, out)
+		}
+	}
+
+	if _, err := w.b.ShareVFolder(ctx, w.alice, v.ID, "bob", AccessRO); err != nil {
+		t.Fatal(err)
+	}
+	mustNot(2002, `ls `+dir) // invited, not yet accepted
+	if _, err := w.b.AnswerVFolderInvitation(ctx, w.bob, v.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	must(2002, `ls `+dir+` && cat `+dir+`/notes.txt`, "notes.txt\nnotes\n")
+	mustNot(2002, `echo x > `+dir+`/bob.txt`)
+	mustNot(2002, `echo x >> `+dir+`/notes.txt`)
+	// Written by alice after the share: bob reads it (the default ACL).
+	if err := w.upload(t, w.alice, v.ID, "later.txt", []byte("later\n")); err != nil {
+		t.Fatal(err)
+	}
+	must(2002, `cat `+dir+`/later.txt`, "later\n")
+
+	// rw: bob's job writes, alice's job reads it and can remove it.
+	if _, err := w.b.ShareVFolder(ctx, w.alice, v.ID, "bob", AccessRW); err != nil {
+		t.Fatal(err)
+	}
+	must(2002, `umask 077; echo from-bob > `+dir+`/bob.txt && mkdir `+dir+`/bobdir && echo x > `+dir+`/bobdir/x`, "")
+	must(2001, `cat `+dir+`/bob.txt && rm -r `+dir+`/bobdir`, "from-bob\n")
+	// Files bob writes through the gateway are writable by his jobs too.
+	if err := w.upload(t, w.bob, v.ID, "via-api.txt", []byte("api\n")); err != nil {
+		t.Fatal(err)
+	}
+	must(2002, `echo more >> `+dir+`/via-api.txt`, "")
+	must(2001, `cat `+dir+`/via-api.txt`, "api\nmore\n")
+
+	// Back to ro on disk when the permission is lowered.
+	if _, err := w.b.ShareVFolder(ctx, w.alice, v.ID, "bob", AccessRO); err != nil {
+		t.Fatal(err)
+	}
+	mustNot(2002, `echo x > `+dir+`/again.txt`)
+	must(2002, `cat `+dir+`/notes.txt`, "notes\n")
+
+	// Revoked: bob's jobs cannot even list the folder.
+	if err := w.b.RevokeVFolderShare(ctx, w.alice, v.ID, w.bob.UserID); err != nil {
+		t.Fatal(err)
+	}
+	mustNot(2002, `ls `+dir)
+
+	// A declined invitation opens nothing.
+	if _, err := w.b.ShareVFolder(ctx, w.alice, v.ID, "carol", AccessRW); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.b.AnswerVFolderInvitation(ctx, w.carol, v.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	mustNot(2003, `ls `+dir)
+
+	// Leaving a share (the grantee revoking) also shuts the disk.
+	if _, err := w.b.ShareVFolder(ctx, w.alice, v.ID, "carol", AccessRO); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.b.AnswerVFolderInvitation(ctx, w.carol, v.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	must(2003, `cat `+dir+`/notes.txt`, "notes\n")
+	if err := w.b.RevokeVFolderShare(ctx, w.carol, v.ID, w.carol.UserID); err != nil {
+		t.Fatal(err)
+	}
+	mustNot(2003, `ls `+dir)
+
+	// Deleting a shared folder works (its shares go with it).
+	if _, err := w.b.ShareVFolder(ctx, w.alice, v.ID, "bob", AccessRW); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.b.AnswerVFolderInvitation(ctx, w.bob, v.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.b.DeleteVFolder(ctx, w.alice, v.ID, "shared"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("deleted folder's directory: %v", err)
 	}
 }
