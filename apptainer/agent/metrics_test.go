@@ -19,6 +19,10 @@ func TestFindCgroupsOfASlurmJob(t *testing.T) {
 	}{
 		{"hybrid", "4:memory:/slurm_c1/uid_2001/job_42/step_batch/task_0\n3:cpu,cpuacct:/slurm_c1/uid_2001/job_42/step_batch\n0::/user.slice\n", mountinfo,
 			"/sys/fs/cgroup/unified/user.slice", "/sys/fs/cgroup/memory/slurm_c1/uid_2001/job_42", "/sys/fs/cgroup/cpu,cpuacct/slurm_c1/uid_2001/job_42"},
+		// This test cluster: Slurm constrains memory but leaves cpu,cpuacct
+		// and v2 at the root, which is the whole node, not the job.
+		{"root controllers in a job", "4:memory:/slurm_c1/uid_2001/job_42/step_batch/task_0\n3:cpu,cpuacct:/\n0::/\n", mountinfo,
+			"", "/sys/fs/cgroup/memory/slurm_c1/uid_2001/job_42", ""},
 		{"v2", "0::/system.slice/slurmstepd.scope/job_7/step_0/user/task_0\n",
 			"30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
 			"/sys/fs/cgroup/system.slice/slurmstepd.scope/job_7", "", ""},
