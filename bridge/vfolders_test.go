@@ -504,6 +504,16 @@ func TestVFolderShareReachesTheDisk(t *testing.T) {
 	}
 	must(2002, `echo more >> `+dir+`/via-api.txt`, "")
 	must(2001, `cat `+dir+`/via-api.txt`, "api\nmore\n")
+	// And what alice uploads now (staged outside the folder, then moved
+	// in) carries the folder's share like a file created in place.
+	if _, err := w.b.MkdirVFolder(ctx, w.alice, v.ID, "in", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.upload(t, w.alice, v.ID, "in/alice-after.txt", []byte("a\n")); err != nil {
+		t.Fatal(err)
+	}
+	must(2002, `echo b >> `+dir+`/in/alice-after.txt && echo c > `+dir+`/in/bob-in.txt`, "")
+	must(2001, `cat `+dir+`/in/alice-after.txt`, "a\nb\n")
 
 	// Back to ro on disk when the permission is lowered.
 	if _, err := w.b.ShareVFolder(ctx, w.alice, v.ID, "bob", AccessRO); err != nil {

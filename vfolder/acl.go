@@ -302,6 +302,34 @@ func (s shareACL) apply(fd int, isDir bool) error {
 	return setACL(fd, aclXattrDefault, def)
 }
 
+// inheritACL gives a file made elsewhere and moved into the directory dirfd
+// the access ACL the kernel would have given it had it been created there
+// with mode: the directory's default ACL, its owner, owning group (or mask)
+// and other entries narrowed by mode (posix_acl_create). Without a default
+// ACL it does nothing.
+func inheritACL(dirfd, fd int, mode os.FileMode) error {
+	def, err := getACL(dirfd, aclXattrDefault)
+	if err != nil || def == nil {
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			err = nil
+		}
+		return err
+	}
+	m := uint16(mode.Perm())
+	hasMask := slices.ContainsFunc(def, func(e aclEntry) bool { return e.tag == aclMask })
+	for i := range def {
+		switch e := &def[i]; {
+		case e.tag == aclUserObj:
+			e.perm &= m >> 6 & 7
+		case e.tag == aclOther:
+			e.perm &= m & 7
+		case e.tag == aclMask, e.tag == aclGroupObj && !hasMask:
+			e.perm &= m >> 3 & 7
+		}
+	}
+	return setACL(fd, aclXattrAccess, def)
+}
+
 // getACL reads an ACL attribute; nil when the file has none.
 func getACL(fd int, name string) ([]aclEntry, error) {
 	buf := make([]byte, 4+8*16)

@@ -123,18 +123,6 @@ func (h *Host) StageCommit(folder, upload string, fsys *FS, dst string) (Entry, 
 	if dst == "." {
 		return Entry{}, &PathError{Path: dst, Reason: "is the folder's top; name a file"}
 	}
-	f, err := os.OpenFile(p, os.O_RDONLY|oNoFollow, 0)
-	if err != nil {
-		return Entry{}, err
-	}
-	err = fsys.own(f, fsys.as.fileMode())
-	if err == nil {
-		err = f.Sync()
-	}
-	f.Close()
-	if err != nil {
-		return Entry{}, err
-	}
 	// renameat(2) between two directory descriptors: the destination
 	// directory was resolved inside the folder by os.Root, and the last
 	// component is a single validated name, which rename never follows.
@@ -147,6 +135,23 @@ func (h *Host) StageCommit(folder, upload string, fsys *FS, dst string) (Entry, 
 		return Entry{}, mapErr(err)
 	}
 	defer d.Close()
+	f, err := os.OpenFile(p, os.O_RDONLY|oNoFollow, 0)
+	if err != nil {
+		return Entry{}, err
+	}
+	err = fsys.own(f, fsys.as.fileMode())
+	if err == nil {
+		// Staged outside the folder, the file missed what creating it in
+		// place would have given it: the directory's default ACL (shares).
+		err = inheritACL(int(d.Fd()), int(f.Fd()), fsys.as.fileMode())
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	f.Close()
+	if err != nil {
+		return Entry{}, err
+	}
 	src, err := os.Open(filepath.Dir(p))
 	if err != nil {
 		return Entry{}, err
