@@ -62,15 +62,16 @@ type scope struct {
 // admit checks every policy level and records the session.
 //
 // Concurrent creates must never overshoot a quota, so summing the scopes' use
-// and inserting the session are serialised per domain, and every create
-// waiting for that lock pays for the whole locked section: it must cost no
-// network round trip. So the policies are read first, unlocked (a policy
-// edit is not ordered against admissions anyway), and turned into bounds in
-// Go, which owns their meaning; then one pipeline with one Sync runs
-// admission_check (migration 0007: the lock, the sums, the comparison) and
-// the insert as one implicit transaction, also under the simple protocol (a
-// multi-statement query). The lock is held for the server's work and the
-// commit's flush only; a create with no bounds takes no lock at all.
+// and inserting the session are serialised per bounded scope (a domain limit
+// serialises the domain's creates), and every create waiting for such a lock
+// pays for the whole locked section: it must cost no network round trip. So
+// the policies are read first, unlocked (a policy edit is not ordered against
+// admissions anyway), and turned into bounds in Go, which owns their meaning;
+// then one pipeline with one Sync runs admission_check (migration 0007: the
+// locks, the sums, the comparison) and the insert as one implicit
+// transaction, also under the simple protocol (a multi-statement query). The
+// locks are held for the server's work and the commit's flush only; a create
+// with no bounds takes none.
 func (b *Bridge) admit(ctx context.Context, p *sessionPlan) (string, error) {
 	scopes := []scope{
 		{"user", p.user.Username, "user_id", p.user.ID},

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // admitOnly resolves and admits req for a, as CreateSession does before it
@@ -273,5 +274,78 @@ func TestAdmissionIdempotencyKeyRace(t *testing.T) {
 	}
 	if s, ev := w.counts(t); s != 1 || ev != 1 {
 		t.Fatalf("%d sessions and %d events for one idempotency key; want 1 and 1", s, ev)
+	}
+}
+
+// An admission waits only for the admission locks of scopes that bound it:
+// with a domain limit, for the domain's; with only per-user limits, for no
+// other user's.
+func TestAdmissionLocksOnlyBoundedScopes(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := t.Context()
+	// Another create of the domain, mid-admission: it holds the domain's lock.
+	holdDomain := func() func() {
+		tx, err := w.b.db.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7, $1::int)`, w.project.DomainID); err != nil {
+			t.Fatal(err)
+		}
+		release := func() { tx.Rollback(context.Background()) }
+		t.Cleanup(release) // a failing test must not leave the pool a held connection
+		return release
+	}
+
+	// Only a per-user limit: bob's admission does not wait for the domain.
+	if _, err := w.b.SetPolicy(ctx, w.admin, Policy{Scope: "user", TargetID: w.bob.UserID, MaxCPUs: intp(8)}); err != nil {
+		t.Fatal(err)
+	}
+	release := holdDomain()
+	done := make(chan error, 1)
+	go func() { _, err := w.admitOnly(ctx, w.bob, w.batch("true")); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("admission under a user limit: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("an admission bounded only by its user's limit waited for the domain's lock")
+	}
+	release()
+
+	// A domain limit: the admission waits for the domain's lock, then runs.
+	if _, err := w.b.SetPolicy(ctx, w.admin, Policy{Scope: "domain", TargetID: w.project.DomainID, MaxCPUs: intp(8)}); err != nil {
+		t.Fatal(err)
+	}
+	release = holdDomain()
+	go func() { _, err := w.admitOnly(ctx, w.bob, w.batch("true")); done <- err }()
+	waiting := false
+	for range 300 {
+		var n int
+		if err := w.b.db.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = 7 AND objid = $1`,
+			w.project.DomainID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if waiting = n == 1; waiting {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("admission under a domain limit ran while another held the domain's lock (err %v)", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if !waiting {
+		t.Fatal("admission under a domain limit never queued for the domain's lock")
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("admission after the lock was released: %v", err)
+	}
+	if s, _ := w.counts(t); s != 2 {
+		t.Fatalf("%d sessions, want 2", s)
 	}
 }

@@ -2,8 +2,9 @@
 --
 -- The gateway reads the policies without a lock and turns them into bounds:
 -- "this scope's use of this metric, plus what the new session asks, may not
--- exceed max". admission_check takes the domain's admission lock, sums every
--- bound's metric over the domain's live sessions in one pass, and raises
+-- exceed max". admission_check takes the admission locks of the scopes with
+-- bounds, sums every bound's metric over the domain's live sessions in one
+-- pass, and raises
 -- SQLSTATE SGQ01 for the first bound the session would break. The gateway
 -- queues it and the session's INSERT in one pipeline with one Sync, so both
 -- run in one implicit transaction: the lock is held while the server checks,
@@ -15,9 +16,19 @@
 -- holder committed while it waited. Each statement in a function takes a
 -- fresh snapshot, after the lock.
 --
--- One domain lock covers all three scopes: a user and the projects they may
--- run in belong to one domain (SetMembership refuses others), so the
--- domain's live sessions hold every session any bound counts.
+-- Locks: one per scope that has bounds (advisory keys (72, user),
+-- (71, project), (7, domain), always taken in that order, so two admissions
+-- never wait on each other crosswise). Two admissions whose sums could
+-- change each other's verdict share a bounded scope: its policy bounds every
+-- session created in it, so both hold that scope's lock. Only a metric the
+-- new session does not add to is left unbounded (a CPU-only session under a
+-- GPU limit), and that sum it cannot change. So users with only per-user
+-- limits never queue behind each other, and a domain limit serialises the
+-- domain's admissions, as it must.
+--
+-- The domain's live sessions hold every session any bound counts: a user
+-- and the projects they may run in belong to one domain (SetMembership
+-- refuses others).
 --
 -- Metrics: sessions (live ones), pending, cpus, memory_mb, gpus. For gpus,
 -- gpu_type '' is every type together, and a type counts its own GPUs and
@@ -32,7 +43,15 @@ BEGIN
     IF coalesce(cardinality(metrics), 0) = 0 THEN
         RETURN; -- nothing bounded: nothing to serialise
     END IF;
-    PERFORM pg_advisory_xact_lock(7, in_domain::int);
+    IF 'user' = ANY (scopes) THEN
+        PERFORM pg_advisory_xact_lock(72, in_user::int);
+    END IF;
+    IF 'project' = ANY (scopes) THEN
+        PERFORM pg_advisory_xact_lock(71, in_project::int);
+    END IF;
+    IF 'domain' = ANY (scopes) THEN
+        PERFORM pg_advisory_xact_lock(7, in_domain::int);
+    END IF;
     -- One pass over the domain's live sessions, grouped by GPU type and by
     -- whether they are the project's and the user's: a handful of rows that
     -- every bound then sums, however many sessions are live.
