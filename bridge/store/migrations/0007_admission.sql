@@ -4,11 +4,10 @@
 -- "this scope's use of this metric, plus what the new session asks, may not
 -- exceed max". admission_check takes the admission locks of the scopes with
 -- bounds, sums every bound's metric over the domain's live sessions in one
--- pass, and raises
--- SQLSTATE SGQ01 for the first bound the session would break. The gateway
--- queues it and the session's INSERT in one pipeline with one Sync, so both
--- run in one implicit transaction: the lock is held while the server checks,
--- inserts and commits, never across a network round trip.
+-- pass, and raises SQLSTATE SGQ01 for the first bound the session would
+-- break. The gateway queues it and the session's INSERT in one pipeline with
+-- one Sync, so both run in one implicit transaction: the locks are held while
+-- the server checks, inserts and commits, never across a network round trip.
 --
 -- A function rather than a statement of the gateway's because under READ
 -- COMMITTED a statement's snapshot is taken when it starts: a statement that
