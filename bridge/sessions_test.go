@@ -600,7 +600,9 @@ func TestFreshJobsStartWithoutWaitingForTheTick(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.State == StateRunning {
+			// A started agent job is PREPARING until its agent reports
+			// ready: either shows the poll saw the start.
+			if got.State == StatePreparing || got.State == StateRunning {
 				break
 			}
 			if got.State != StatePending || time.Now().After(deadline) {
