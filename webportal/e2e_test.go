@@ -36,10 +36,6 @@ import (
 
 const chromium = "/usr/bin/chromium"
 
-// agentMissingExit is the scenario script's exit status when an
-// interactive session's agent never connected (see e2e/portal.e2e.mjs).
-const agentMissingExit = 3
-
 // requireBrowser fails the test, saying how to fix it, when anything the
 // browser tests need is missing.
 func requireBrowser(t *testing.T) {
@@ -113,9 +109,12 @@ func newWorld(t *testing.T) *world {
 	ts := httptest.NewUnstartedServer(nil)
 	w := &world{URL: "http://" + ts.Listener.Addr().String(), Domain: fmt.Sprintf("w%x", time.Now().UnixNano()&0xffffffff), Bob: "bob", CPULimit: 2,
 		VFolderHost: host.Name(), AliceLDAPPassword: "alice-pw", AliceOIDCPassword: "alice-op-pw", OIDCName: "Test SSO"}
+	// Interactive sessions' jobs run `slurmgate agent` as alice, which dials
+	// this server's tunnel endpoint as in production: the terminal scenario
+	// needs it.
 	b := bridge.New(bridgetest.Pool(t), slurm, bridge.Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir,
 		ManagedOrganization: w.Domain, ReconcileInterval: 300 * time.Millisecond, SecretKey: key, VFolderHosts: []*vfolder.Host{host},
-		AgentBinary: agentBinary(t, env), TunnelURL: "ws://" + ts.Listener.Addr().String() + "/api/v1/agent/tunnel"}, log)
+		AgentBinary: cluster.AgentBinary(t), TunnelURL: "ws://" + ts.Listener.Addr().String() + "/api/v1/agent/tunnel"}, log)
 
 	op := ssotest.New(t, w.URL+"/api/v1/auth/oidc/callback", ssotest.User{Username: "alice", Password: w.AliceOIDCPassword, Name: "Alice Liddell"})
 	svc, err := sso.New(t.Context(), sso.Config{
@@ -207,24 +206,6 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-// agentBinary builds slurmgate for interactive sessions' jobs to run as
-// their agent, where the job's user (alice) may execute it.
-func agentBinary(t *testing.T, env *cluster.Env) string {
-	t.Helper()
-	dir, err := os.MkdirTemp(env.Scratch, "portal-agent-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "slurmgate")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/slurmgate/slurmgate/cmd/slurmgate").CombinedOutput()
-	if err != nil {
-		t.Fatalf("building the agent binary: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func artifacts(t *testing.T) string {
 	dir, err := filepath.Abs(filepath.Join("e2e", "artifacts"))
 	if err != nil {
@@ -249,13 +230,6 @@ func browse(t *testing.T, w *world, scenario string) {
 	cmd.Env = append(os.Environ(), "PORTAL_E2E="+string(cfg), "PORTAL_ARTIFACTS="+artifacts(t), "CHROMIUM="+chromium)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
-	if scenario == "terminal" && cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == agentMissingExit {
-		// Named in the portal's issue: the terminal scenario runs as far as
-		// the runtime pieces exist. Until the bridge starts an agent in
-		// interactive jobs (bridge.Config.AgentBinary), it cannot pass.
-		t.Skip("SKIPPED, not passed: the interactive session ran but its agent never connected to the gateway, " +
-			"so there is no terminal to drive; this scenario passes once session jobs start `slurmgate agent`")
-	}
 	if err != nil {
 		t.Fatalf("browser scenario %s: %v (screenshots and gateway.log in %s)", scenario, err, artifacts(t))
 	}
