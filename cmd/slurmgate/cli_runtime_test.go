@@ -1,22 +1,25 @@
 package main
 
-// The runtime commands (session exec|shell, app ls|open|forward, ssh) run
-// as the built binary against an in-process gateway and a real agent: the
-// same binary's `slurmgate agent`, started as a process in a UTS namespace
-// of its own named like a compute node, dialling the gateway's tunnel
-// endpoint and running a real Jupyter Notebook (runtime none). Slurm is not
-// involved: the session is written into the database as PREPARING, as the
-// gateway does once its job runs, and its agent makes it RUNNING.
+// The runtime commands (session exec|shell, app ls|open|forward, ssh, scp,
+// sftp) run as the built binary against an in-process gateway on the real
+// test cluster, as a researcher uses them: `slurmgate session create` submits
+// an interactive session's Slurm job, the job runs `slurmgate agent` as
+// alice on a compute node (c1 or c2, each slurmd in a UTS namespace named
+// after its node), the agent dials the gateway's tunnel endpoint and starts
+// the image's Jupyter service, and the session becomes RUNNING.
+//
+// The image is runtime none with a catalogue label declaring the host's
+// Debian jupyter-notebook as its jupyter service, rather than the jupyter
+// SIF under Charliecloud (api's end-to-end test covers that one): on the
+// host, legacy scp finds its remote scp binary, and what scp and sftp wrote
+// can be read back here.
 
 import (
 	"bufio"
 	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,143 +32,65 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
-	"github.com/slurmgate/slurmgate/api"
 	"github.com/slurmgate/slurmgate/bridge"
-	"github.com/slurmgate/slurmgate/bridge/bridgetest"
+	"github.com/slurmgate/slurmgate/testdata/cluster"
 )
 
-// nodeName is the hostname the agent's namespace gets: commands that run
-// in the session print it, commands that run here print this machine's.
-const nodeName = "node-rt7"
-
-type runtimeCLIWorld struct {
-	sid   string
-	alice []string // SLURMGATE_* environment of the session's owner
-	bob   []string
-	agent *exec.Cmd
+// notebookLabels declare the host's jupyter-notebook as the image's
+// service, as the jupyter SIF's labels do for its own.
+var notebookLabels = map[string]string{
+	"org.slurmgate.runtimes":                "none",
+	"org.slurmgate.service.jupyter":         "http:8888",
+	"org.slurmgate.service.jupyter.command": "jupyter-notebook --no-browser --ip=127.0.0.1 --port={port} --NotebookApp.base_url={base_url} --NotebookApp.token={token}",
 }
 
-func newRuntimeCLIWorld(t *testing.T) *runtimeCLIWorld {
+type runtimeCLIWorld struct {
+	*cliWorld
+	sid  string
+	node string // the Slurm node the session's job runs on
+}
+
+func newRuntimeCLIWorld(t *testing.T, home string) *runtimeCLIWorld {
 	t.Helper()
-	for _, tool := range []string{"unshare", "jupyter-notebook", "ssh", "scp"} {
+	for _, tool := range []string{"jupyter-notebook", "ssh", "scp", "sftp"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: apt-get install -y util-linux jupyter-notebook openssh-client", tool)
+			t.Fatalf("%s is not installed: apt-get install -y jupyter-notebook openssh-client", tool)
 		}
 	}
-	if os.Getuid() != 0 {
-		t.Fatal("these tests name the agent's node with unshare -u, which needs root; run them as root (the test machine's default)")
-	}
-	key := make([]byte, 32)
-	rand.Read(key)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db := bridgetest.Pool(t)
-	b := bridge.New(db, nil, bridge.Config{SecretKey: key}, log)
-	ts := httptest.NewServer(api.New(b, api.Options{Logger: log}))
-	t.Cleanup(ts.Close)
-
-	ctx := t.Context()
-	domain := fmt.Sprintf("rt%x", time.Now().UnixNano()&0xffffffff)
-	if _, err := b.CreateDomain(ctx, bridge.System, domain, ""); err != nil {
+	w := &runtimeCLIWorld{cliWorld: newCLIWorld(t, func(c *bridge.Config) { c.AgentBinary = cluster.AgentBinary(t) })}
+	if _, err := w.b.CreateImage(t.Context(), bridge.System, bridge.Image{Name: "notebook", Location: "/", Runtime: "none", Labels: notebookLabels}); err != nil {
 		t.Fatal(err)
 	}
-	proj, err := b.CreateProject(ctx, bridge.System, domain, "vision", "")
-	if err != nil {
-		t.Fatal(err)
+	start := time.Now()
+	r := cliRun(t, home, w.alice, "", "session", "create", "--json", "--no-wait", "--image", "notebook", "-p", "cpu", "-c", "1", "--mem", "1G", "-t", "15")
+	var created struct {
+		ID string `json:"id"`
 	}
-	w := &runtimeCLIWorld{sid: "5e0c1a2b-3c4d-4e5f-8a9b-" + fmt.Sprintf("%012x", time.Now().UnixNano()&0xffffffffffff)}
-	var aliceID int64
-	for _, u := range []struct {
-		name string
-		uid  int
-		env  *[]string
-	}{{"alice", 2001, &w.alice}, {"bob", 2002, &w.bob}} {
-		nu, err := b.CreateUser(ctx, bridge.System, bridge.NewUser{Username: u.name, UID: u.uid, Domain: domain, Role: bridge.RoleUser})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.SetMembership(ctx, bridge.System, proj.ID, nu.ID, "member"); err != nil {
-			t.Fatal(err)
-		}
-		ak, sk, err := b.CreateKeypair(ctx, nu.Actor(), nu.ID, "runtime cli test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		*u.env = []string{"SLURMGATE_ENDPOINT=" + ts.URL, "SLURMGATE_ACCESS_KEY=" + ak, "SLURMGATE_SECRET_KEY=" + sk}
-		if u.name == "alice" {
-			aliceID = nu.ID
-		}
+	if err := json.Unmarshal([]byte(r.stdout), &created); r.code != 0 || err != nil || created.ID == "" {
+		t.Fatalf("session create: exit %d, %v\n%s%s", r.code, err, r.stdout, r.stderr)
 	}
-	sg := "rt" + domain
-	if _, err := b.CreateScalingGroup(ctx, bridge.System, bridge.ScalingGroup{Name: sg, Cluster: "c", Partitions: []string{"cpu"}}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = db.Exec(ctx, `INSERT INTO sessions (id, user_id, project_id, domain_id, scaling_group, partition, type,
-		image, cpus, memory_mb, time_limit_s, state, started_at)
-		VALUES ($1, $2, $3, $4, $5, 'cpu', 'interactive', 'host:latest', 2, 1024, 3600, 'PREPARING', now())`,
-		w.sid, aliceID, proj.ID, proj.DomainID, sg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, err := b.IssueAgentSecret(ctx, w.sid)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// The agent's configuration, as the gateway writes it for a job.
-	dir := t.TempDir()
-	home := filepath.Join(dir, "home")
-	os.MkdirAll(home, 0o700)
-	nb, _ := exec.LookPath("jupyter-notebook")
-	jupyter := []string{nb, "--no-browser", "--sock={socket}", "--NotebookApp.base_url={base_url}",
-		"--NotebookApp.token=", "--notebook-dir=" + home, "--NotebookApp.allow_remote_access=True",
-		"--allow-root"} // tests run as root; jobs never do
-	cfg, _ := json.Marshal(map[string]any{
-		"session_id": w.sid, "gateway_url": "ws" + strings.TrimPrefix(ts.URL, "http") + "/api/v1/agent/tunnel",
-		"secret": secret, "runtime": "none", "interactive": true,
-		"state_dir": filepath.Join(dir, "state"), "metrics_interval": "1s", "stop_grace": "2s",
-		"env":      []string{"HOME=" + home, "JUPYTER_RUNTIME_DIR=" + filepath.Join(home, "rt"), "JUPYTER_CONFIG_DIR=" + filepath.Join(home, "cfg")},
-		"services": []map[string]any{{"name": "jupyter", "protocol": "http", "socket": true, "base_url": true, "command": jupyter}},
-	})
-	cfgPath := filepath.Join(dir, "agent.json")
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedLog{}
-	w.agent = exec.Command("unshare", "-u", "sh", "-c", `hostname "$0" && exec "$1" agent --config "$2"`, nodeName, cliBinary(t), cfgPath)
-	w.agent.Stdout, w.agent.Stderr = logs, logs
-	if err := w.agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		w.agent.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { w.agent.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			w.agent.Process.Kill()
-			t.Error("the agent did not stop within 30 s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("agent output:\n%s", logs)
-		}
-	})
-
-	// Jupyter takes a few seconds to start; the session is RUNNING once
-	// the agent reports it ready.
-	deadline := time.Now().Add(90 * time.Second)
+	w.sid = created.ID
+	// PENDING → PREPARING once Slurm runs the job → RUNNING once its agent
+	// reports Jupyter ready (a few seconds for the notebook server).
 	for {
-		s, err := b.Session(ctx, bridge.System, w.sid)
+		s, err := w.api.Session(t.Context(), w.sid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.State == bridge.StateRunning {
+		if s.State == "RUNNING" {
+			w.node = s.Node
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("session is %s (%s) after 90 s; want RUNNING once its agent reports Jupyter ready\nagent output:\n%s", s.State, s.StatusMessage, logs)
+		if s.State == "TERMINATED" || s.State == "ERROR" || s.State == "CANCELLED" || time.Since(start) > 3*time.Minute {
+			r := cliRun(t, home, w.alice, "", "session", "events", w.sid)
+			t.Fatalf("session %s is %s (%s) after %v; want RUNNING through Slurm and its agent\n%s", w.sid, s.State, s.StatusMessage,
+				time.Since(start).Round(time.Second), r.stdout)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("session create → RUNNING on %s through Slurm and the agent: %v", w.node, time.Since(start).Round(time.Millisecond))
+	if w.node != "c1" && w.node != "c2" {
+		t.Fatalf("the session runs on node %q; want c1 or c2 (partition cpu)", w.node)
 	}
 	return w
 }
@@ -189,12 +114,12 @@ func (l *lockedLog) String() string {
 }
 
 func TestCLIRuntimeCommands(t *testing.T) {
-	w := newRuntimeCLIWorld(t)
 	home := t.TempDir()
+	w := newRuntimeCLIWorld(t, home)
 
 	t.Run("session exec streams output and exits with the command's code", func(t *testing.T) {
 		r := cliRun(t, home, w.alice, "", "session", "exec", w.sid, "--", "sh", "-c", "echo out; echo err >&2; hostname; exit 3")
-		if r.code != 3 || r.stdout != "out\n"+nodeName+"\n" || r.stderr != "err\n" {
+		if r.code != 3 || r.stdout != "out\n"+w.node+"\n" || r.stderr != "err\n" {
 			t.Errorf("exit %d, stdout %q, stderr %q; want 3, out and the node's name, and only the command's err", r.code, r.stdout, r.stderr)
 		}
 		r = cliRun(t, home, w.alice, "line one\nline two\n", "session", "exec", "--stdin", w.sid, "wc", "-l")
@@ -344,7 +269,7 @@ func TestCLIRuntimeCommands(t *testing.T) {
 
 	t.Run("ssh runs commands in the session through OpenSSH", func(t *testing.T) {
 		r := cliRun(t, home, w.alice, "", "ssh", w.sid, "--", "hostname")
-		if r.code != 0 || r.stdout != nodeName+"\n" {
+		if r.code != 0 || r.stdout != w.node+"\n" {
 			t.Fatalf("ssh hostname: exit %d, stdout %q, stderr %s; want the node's name", r.code, r.stdout, r.stderr)
 		}
 		r = cliRun(t, home, w.alice, "", "ssh", w.sid, "sh", "-c", "echo 'two words'; exit 7")
@@ -368,7 +293,16 @@ func TestCLIRuntimeCommands(t *testing.T) {
 		payload := make([]byte, 3<<20)
 		rand.Read(payload)
 		os.WriteFile(src, payload, 0o600)
-		dst := t.TempDir() // runtime none: the session's filesystem is this machine's
+		// Runtime none: the session's filesystem is this machine's, and
+		// the session runs as alice, so she must own where the files go.
+		dst, err := os.MkdirTemp("", "slurmgate-scp-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dst) })
+		if err := os.Chown(dst, 2001, 2001); err != nil {
+			t.Fatal(err)
+		}
 		env := append([]string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}, w.alice...)
 		for _, mode := range []struct{ name, flag string }{{"sftp", "-s"}, {"legacy scp", "-O"}} {
 			target := filepath.Join(dst, strings.ReplaceAll(mode.name, " ", "-"))

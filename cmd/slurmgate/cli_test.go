@@ -102,7 +102,9 @@ func cliCmd(t *testing.T, dir string, env []string, stdin string, args ...string
 
 // cliWorld is a gateway on the test cluster with a domain, project vision,
 // alice and bob as members with keypairs, scaling groups cpu and gpu, and
-// the image "host" (runtime none).
+// the image "host" (runtime none). configure adjusts the bridge's
+// configuration; Config.TunnelURL is already this gateway's, so a test that
+// sets Config.AgentBinary gets session jobs whose agent dials it.
 type cliWorld struct {
 	b         *bridge.Bridge
 	url       string
@@ -115,7 +117,7 @@ type cliWorld struct {
 	api       *client.Client // alice's
 }
 
-func newCLIWorld(t *testing.T) *cliWorld {
+func newCLIWorld(t *testing.T, configure ...func(*bridge.Config)) *cliWorld {
 	t.Helper()
 	env := cluster.Require(t)
 	slurm, err := slurmctl.New(slurmctl.Config{URL: env.RestURL, Cluster: env.Name, JWTKey: env.JWTKey(t), SlurmConf: env.SlurmConf})
@@ -125,9 +127,15 @@ func newCLIWorld(t *testing.T) *cliWorld {
 	key := make([]byte, 32)
 	rand.Read(key)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b := bridge.New(bridgetest.Pool(t), slurm, bridge.Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir,
-		ReconcileInterval: 200 * time.Millisecond, SecretKey: key}, log)
-	ts := httptest.NewServer(api.New(b, api.Options{Logger: log}))
+	ts := httptest.NewUnstartedServer(nil)
+	cfg := bridge.Config{Cluster: env.Name, JobOutputDir: env.JobOutputDir, ReconcileInterval: 200 * time.Millisecond, SecretKey: key,
+		TunnelURL: "ws://" + ts.Listener.Addr().String() + "/api/v1/agent/tunnel"}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	b := bridge.New(bridgetest.Pool(t), slurm, cfg, log)
+	ts.Config.Handler = api.New(b, api.Options{Logger: log})
+	ts.Start()
 	t.Cleanup(ts.Close)
 	rctx, stop := context.WithCancel(context.Background())
 	var reconciler sync.WaitGroup
