@@ -340,21 +340,6 @@ func (a *Agent) serveStream(s *tunnel.Stream) {
 				s.Reject(a.noService(h.Service, "tcp"))
 				return
 			}
-			if svc.streams != nil {
-				// An HTTP app that needs its credentials added (a
-				// token-guarded Jupyter): the bytes are HTTP, and only
-				// this agent knows the token, so a forwarded port
-				// (slurmgate app forward) goes through the proxy too.
-				if err := s.Accept(); err != nil {
-					s.Close()
-					return
-				}
-				a.activity.streams.Add(1)
-				if !svc.streams.push(countingConn{s, &a.activity.bytes}) {
-					s.Close()
-				}
-				return
-			}
 			a.spliceStream(s, svc.dial)
 		case h.Port > 0 && h.Port < 65536:
 			a.spliceStream(s, func(ctx context.Context) (net.Conn, error) {

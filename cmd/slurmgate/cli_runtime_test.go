@@ -37,11 +37,16 @@ import (
 )
 
 // notebookLabels declare the host's jupyter-notebook as the image's
-// service, as the jupyter SIF's labels do for its own.
+// service, on a Unix socket in the agent's 0700 state directory: the
+// directory is the guard, so Jupyter needs no token. (A token-guarded app on
+// a port, as in the jupyter SIF's labels, is served through the gateway's
+// app proxy, where the agent adds the token; `app forward` carries raw TCP,
+// which the agent splices to the app without it.)
 var notebookLabels = map[string]string{
-	"org.slurmgate.runtimes":                "none",
-	"org.slurmgate.service.jupyter":         "http:8888",
-	"org.slurmgate.service.jupyter.command": "jupyter-notebook --no-browser --ip=127.0.0.1 --port={port} --NotebookApp.base_url={base_url} --NotebookApp.token={token}",
+	"org.slurmgate.runtimes":        "none",
+	"org.slurmgate.service.jupyter": "http:8888",
+	"org.slurmgate.service.jupyter.command": "jupyter-notebook --no-browser --sock={socket} --NotebookApp.base_url={base_url} " +
+		"--NotebookApp.token= --NotebookApp.allow_remote_access=True",
 }
 
 type runtimeCLIWorld struct {
