@@ -340,6 +340,23 @@ func (a *Agent) serveStream(s *tunnel.Stream) {
 				s.Reject(a.noService(h.Service, "tcp"))
 				return
 			}
+			if svc.streams != nil {
+				// An HTTP service whose credentials only this agent knows
+				// (a token-guarded Jupyter): a forwarded port (slurmgate
+				// app forward) carries HTTP too, and the gateway has
+				// already checked the caller may use the session, so it
+				// goes through the proxy that adds them. The token still
+				// keeps other users on the node out of the port itself.
+				if err := s.Accept(); err != nil {
+					s.Close()
+					return
+				}
+				a.activity.streams.Add(1)
+				if !svc.streams.push(countingConn{s, &a.activity.bytes}) {
+					s.Close()
+				}
+				return
+			}
 			a.spliceStream(s, svc.dial)
 		case h.Port > 0 && h.Port < 65536:
 			a.spliceStream(s, func(ctx context.Context) (net.Conn, error) {

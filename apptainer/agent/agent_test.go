@@ -189,12 +189,13 @@ func (s *syncBuffer) String() string {
 }
 
 type runningAgent struct {
-	stop context.CancelCauseFunc
-	done chan struct{} // closed when Run has returned code and err
-	code int
-	err  error
-	out  *syncBuffer
-	logs *syncBuffer
+	agent *Agent
+	stop  context.CancelCauseFunc
+	done  chan struct{} // closed when Run has returned code and err
+	code  int
+	err   error
+	out   *syncBuffer
+	logs  *syncBuffer
 }
 
 func startAgent(t *testing.T, cfg *Config) *runningAgent {
@@ -212,6 +213,7 @@ func startAgent(t *testing.T, cfg *Config) *runningAgent {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ra.agent = a
 	ctx, cancel := context.WithCancelCause(context.Background())
 	ra.stop = cancel
 	go func() {

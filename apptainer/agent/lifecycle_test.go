@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -88,15 +89,28 @@ func TestInteractiveSession(t *testing.T) {
 		t.Errorf("DialService(nope) = %v", err)
 	}
 
-	// Raw TCP to the app's port (the test app refuses requests without the token).
+	// A TCP stream to the token-guarded HTTP app (slurmgate app forward)
+	// goes through the agent's proxy, which adds the token: the app answers.
 	tcp, err := current().OpenStream(context.Background(), tunnel.Header{Kind: tunnel.KindTCP, Service: "app"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	io.WriteString(tcp, "GET / HTTP/1.0\r\n\r\n")
 	b, _ := io.ReadAll(tcp)
-	if !strings.Contains(string(b), "403") {
-		t.Errorf("raw TCP to app: %q; want the app's own 403 (no token injected on raw TCP)", b)
+	if !strings.Contains(string(b), " 200 ") {
+		t.Errorf("TCP stream to the app: %q; want 200 (the agent adds the service's token)", b)
+	}
+	// The app's port itself still refuses anyone without the token, such
+	// as another user on the node.
+	if svc := ra.agent.service("app"); svc == nil || svc.network != "tcp" {
+		t.Errorf("service app: %+v; want it on a loopback port", svc)
+	} else if resp, err := http.Get("http://" + svc.address + "/"); err != nil {
+		t.Errorf("direct request to the app's port: %v", err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("direct request to the app's port: %d; want 403 without the token", resp.StatusCode)
+		}
 	}
 
 	t.Run("terminals", func(t *testing.T) {
