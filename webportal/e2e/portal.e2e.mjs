@@ -203,6 +203,10 @@ const scenarios = {
     await shot(page, "running");
     await page.getByRole("button", { name: "Open terminal" }).click();
     await page.locator(".terminal .xterm").waitFor();
+    // Type once the shell has printed its prompt, as a person would: the
+    // PTY is the agent's, and what reaches it before bash reads is
+    // the shell's business, not the portal's.
+    await page.locator(".terminal .xterm-rows", { hasText: /\S/ }).waitFor({ timeout: 20_000 });
     await page.locator(".terminal textarea").focus();
     await page.keyboard.type("echo portal-$((6*7))\n", { delay: 20 });
     await page.locator(".terminal .xterm-rows", { hasText: "portal-42" }).waitFor({ timeout: 20_000 });

@@ -32,10 +32,16 @@ export function openTerminal(el: HTMLElement, sessionID: string, onClose: (reaso
   const sendSize = () => {
     if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ resize: [term.rows, term.cols] }));
   };
+  // Keys typed while the socket is still connecting are kept and sent once
+  // it opens: someone who types straight after opening the terminal would
+  // otherwise lose the first characters of the command.
+  let early: Uint8Array[] = [];
   let opened = false;
   ws.onopen = () => {
     opened = true;
     sendSize();
+    for (const b of early) ws.send(b);
+    early = [];
     term.focus();
   };
   let exitCode: number | undefined;
@@ -53,6 +59,7 @@ export function openTerminal(el: HTMLElement, sessionID: string, onClose: (reaso
   };
   let closedByUs = false;
   ws.onclose = (e) => {
+    early = [];
     term.options.disableStdin = true;
     const reason = closedByUs
       ? "closed"
@@ -67,6 +74,7 @@ export function openTerminal(el: HTMLElement, sessionID: string, onClose: (reaso
   };
   const input = term.onData((d) => {
     if (ws.readyState === WebSocket.OPEN) ws.send(enc.encode(d));
+    else if (ws.readyState === WebSocket.CONNECTING) early.push(enc.encode(d));
   });
   const resize = term.onResize(sendSize);
   const ro = new ResizeObserver(() => fit.fit());
