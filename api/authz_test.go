@@ -74,6 +74,7 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 		"{id}": "", "{name}": "", "{user_id}": fmt.Sprint(a.bob.UserID), "{access_key}": a.alice.accessKey,
 		"{scope}": "project", "{ref...}": "host:latest", "{service}": "jupyter",
 		"{username}": "bob", "{upload}": "0b8e9f2c-1d4a-4e7b-9c3f-123456789abc",
+		"{user_code}": "BCDF-GHJK",
 	}
 	idFor := func(pattern string) string {
 		switch {
@@ -184,6 +185,14 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 		"POST /api/v1/auth/logout":       {"", all(422)},
 		"GET /api/v1/auth/session":       {"", all(200)},
 		"GET /api/v1/auth/providers":     {"", all(200)},
+
+		// Device logins (devicelogin.go): starting and polling are public
+		// (an unknown device code is expired_token, 400); any signed-in
+		// user may look up and decide a code, here one nobody started.
+		"POST /api/v1/auth/device":            {`{"client":"authz test"}`, all(200)},
+		"POST /api/v1/auth/device/token":      {`{"device_code":"sgd_unknown"}`, all(400)},
+		"GET /api/v1/auth/device/{user_code}": {"", all(404)},
+		"POST /api/v1/auth/device/approve":    {`{"user_code":"BCDF-GHJK","allow":true}`, all(404)},
 
 		// vfolders: alice's folder; root administers its domain. 503 (no
 		// storage host in this test) counts as not refused.

@@ -127,6 +127,7 @@ func (s *Server) routeTable() []route {
 		s.orgRoutes(),
 		s.catalogRoutes(),
 		s.loginRoutes(),
+		s.deviceLoginRoutes(),
 		s.vfolderRoutes(),
 		s.agentRoutes(),
 		s.runtimeRoutes(),
