@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -62,7 +63,15 @@ type sweeper struct{ t *time.Timer }
 // listening is one subscription to the bridge's revocations.
 type listening struct{ cancel context.CancelFunc }
 
-type watchedConn struct{ cancel context.CancelFunc }
+type watchedConn struct{ cancel context.CancelCauseFunc }
+
+// Why a connection authorized by a credential ended, for its close message:
+// the person sees "signed out" rather than a bare "closed".
+var (
+	errSignedOut         = errors.New("signed out")
+	errCredentialExpired = errors.New("your login expired")
+	errRecheck           = errors.New("the login is being checked again; reconnect")
+)
 
 // cachedCredential is a resolved bearer token or portal cookie.
 type cachedCredential struct {
@@ -116,8 +125,12 @@ func (lw *loginWatch) revoked(rev bridge.LoginRevocation) {
 		// connection is the safe answer (clients reconnect, and are
 		// authorized anew).
 		if rev.Resync || id == rev.SessionID {
+			cause := errSignedOut
+			if rev.Resync && id != rev.SessionID {
+				cause = errRecheck
+			}
 			for c := range set {
-				c.cancel()
+				c.cancel(cause)
 			}
 		}
 	}
@@ -287,23 +300,24 @@ func sooner(a, b time.Time) time.Time {
 // portal login is revoked. Run long-lived connections under it.
 func (s *Server) credentialContext(ctx context.Context, r *http.Request) (context.Context, context.CancelFunc) {
 	cred := stateFrom(r.Context()).cred
-	var cancel context.CancelFunc
 	switch {
 	case cred.method == "cookie" && cred.portal != nil:
-		ctx, cancel = context.WithDeadline(ctx, cred.portal.ExpiresAt)
 	case !cred.expires.IsZero():
-		return context.WithDeadline(ctx, cred.expires)
+		return context.WithDeadlineCause(ctx, cred.expires, errCredentialExpired)
 	default:
 		return context.WithCancel(ctx)
 	}
+	ctx, cancelDeadline := context.WithDeadlineCause(ctx, cred.portal.ExpiresAt, errCredentialExpired)
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	cancel := func() { cancelCause(nil); cancelDeadline() }
 	lw := &s.logins
-	c := &watchedConn{cancel: cancel}
+	c := &watchedConn{cancel: cancelCause}
 	id := cred.portal.ID
 	lw.add(s, id, c)
 	// A revocation committed between the check at authentication and the
 	// listening above would be missed: check the login once more.
 	if ck, err := r.Cookie(sessionCookie); err != nil || s.recheckLogin(ctx, ck.Value) != nil {
-		cancel()
+		cancelCause(errSignedOut)
 	}
 	return ctx, func() {
 		cancel()

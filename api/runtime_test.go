@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -712,8 +713,27 @@ func TestRuntimePortalCookieAndLogout(t *testing.T) {
 	if _, msg, err := c.ReadMessage(); err != nil || string(msg) != "echo:x" {
 		t.Fatalf("%q %v", msg, err)
 	}
+	term, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(w.ts.URL, "http")+"/api/v1/sessions/"+w.sid+"/terminal",
+		http.Header{"Cookie": {sessionCookie + "=" + token}, "Origin": {w.ts.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
 	if err := w.b.RevokePortalSession(ctx, token); err != nil {
 		t.Fatal(err)
+	}
+	// The terminal closes saying why, so the page can tell the person.
+	term.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := term.ReadMessage()
+		if err == nil {
+			continue // the shell's prompt
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Text != "signed out" {
+			t.Fatalf("terminal after logout: %v; want a close frame saying \"signed out\"", err)
+		}
+		break
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, _, err := c.ReadMessage(); err == nil {

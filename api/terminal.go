@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -218,7 +219,7 @@ func (s *Server) sessionTerminal(w http.ResponseWriter, r *http.Request) {
 		c.write(websocket.TextMessage, msg)
 		c.close(websocket.CloseNormalClosure, fmt.Sprintf("the shell exited with code %d", status.Code))
 	case <-ctx.Done():
-		c.close(websocket.CloseGoingAway, "terminal closed")
+		c.close(websocket.CloseGoingAway, closeReason(ctx))
 	}
 }
 
@@ -311,4 +312,16 @@ func (s *Server) sessionTCP(w http.ResponseWriter, r *http.Request) {
 	}()
 	<-ctx.Done()
 	c.close(websocket.CloseNormalClosure, "connection closed")
+}
+
+// closeReason says why a connection's context ended, in words for the
+// person whose terminal or app connection closes: signed out, login
+// expired, or the gateway going away.
+func closeReason(ctx context.Context) string {
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, errSignedOut), errors.Is(cause, errCredentialExpired), errors.Is(cause, errRecheck):
+		return cause.Error()
+	}
+	return "terminal closed"
 }
