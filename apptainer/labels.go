@@ -29,11 +29,14 @@ import (
 //	    Using {base_url} declares that the service accepts a base URL; using
 //	    {socket} declares that it can listen on a Unix socket, which the agent
 //	    then prefers. A service without {base_url} is served at "/" (the
-//	    agent strips the proxy prefix). Without a command the service is only reachable if the
-//	    session's own command starts it.
+//	    agent strips the proxy prefix). Without a command the service is
+//	    only reachable if the session's own command starts it.
 //	    Example: org.slurmgate.service.jupyter.command=jupyter-notebook
 //	      --no-browser --sock={socket} --NotebookApp.base_url={base_url}
-//	      --NotebookApp.token={token}
+//	      --NotebookApp.token={token} --NotebookApp.allow_remote_access=True
+//	    (allow_remote_access: Jupyter otherwise refuses requests whose Host is
+//	    the gateway's public name rather than a local one; the gateway and
+//	    the token already decide who gets in.)
 //	org.slurmgate.min.cpus=N, org.slurmgate.min.memory=SIZE (512M, 4G, bytes
 //	without a unit), org.slurmgate.min.gpus=N
 //	    The least a session of this image should ask for.
