@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v3"
 	"golang.org/x/term"
@@ -26,10 +28,15 @@ in ~/.config/slurmgate/config.toml, mode 0600. With --username, logs in with
 your password (local account or LDAP, when the gateway offers it), mints a
 keypair for this CLI, logs the password session out and stores the keypair.
 Secrets are read from stdin (without echo on a terminal) unless given, so
-they stay out of your shell history.
+they stay out of your shell history. With --browser, prints a page and a
+code: open the page anywhere (it opens here when a display is set), log in
+to the portal as you always do (LDAP, single sign-on or a local account),
+check the code and allow; the CLI then receives a keypair of yours. This
+works from a login node without a browser.
 
 Examples:
    slurmgate login --endpoint https://gateway.example.org --username alice
+   slurmgate login --endpoint https://gateway.example.org --browser
    slurmgate login --endpoint https://gateway.example.org --access-key SGAK… --secret-key -
    echo "$SECRET" | slurmgate login --endpoint http://127.0.0.1:8080 --access-key SGAK…
 
@@ -39,6 +46,7 @@ Examples:
 			&cli.StringFlag{Name: "access-key", Usage: "your API access `KEY`"},
 			&cli.StringFlag{Name: "secret-key", Usage: "your API secret `KEY`, or - to read it from stdin"},
 			&cli.StringFlag{Name: "username", Aliases: []string{"u"}, Usage: "log in as `USER` with a password instead of a keypair"},
+			&cli.BoolFlag{Name: "browser", Usage: "log in through the portal in a browser (single sign-on), here or on another device"},
 			jsonFlag,
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -55,8 +63,13 @@ Examples:
 				return usageErrorf("no endpoint: give --endpoint https://GATEWAY")
 			}
 			switch user := cmd.String("username"); {
-			case user != "" && cmd.String("access-key") != "":
-				return usageErrorf("give either --username or --access-key, not both")
+			case (user != "") && cmd.String("access-key") != "",
+				cmd.Bool("browser") && (user != "" || cmd.String("access-key") != ""):
+				return usageErrorf("give one of --browser, --username or --access-key")
+			case cmd.Bool("browser"):
+				if cfg.AccessKey, cfg.SecretKey, err = keypairByBrowser(ctx, cfg.Endpoint, cmd.Root().ErrWriter); err != nil {
+					return apiError(err, cfg.Endpoint)
+				}
 			case user != "":
 				password, err := readSecret(os.Stdin, cmd.Root().ErrWriter, "password")
 				if err != nil {
@@ -74,7 +87,7 @@ Examples:
 					}
 				}
 			default:
-				return usageErrorf("give --username (password login) or --access-key (a keypair from the portal or an admin)")
+				return usageErrorf("give --browser (log in through the portal), --username (password login) or --access-key (a keypair from the portal or an admin)")
 			}
 			c, err := client.New(cfg.Endpoint, client.WithKeypair(cfg.AccessKey, cfg.SecretKey), client.WithUserAgent("slurmgate-cli/"+version))
 			if err != nil {
@@ -109,6 +122,45 @@ func keypairByPassword(ctx context.Context, endpoint, user, password string) (ac
 	host, _ := os.Hostname()
 	kp, err := c.CreateKeypair(ctx, 0, "slurmgate CLI on "+cmp(host, "unknown host"))
 	if err != nil {
+		return "", "", err
+	}
+	return kp.AccessKey, kp.SecretKey, nil
+}
+
+// keypairByBrowser runs a device login: the gateway gives a code, the
+// person approves it in the portal (logging in there however the site
+// allows), and the poll then receives a keypair of theirs. The device code
+// is this process's secret: it is never printed.
+func keypairByBrowser(ctx context.Context, endpoint string, out io.Writer) (accessKey, secretKey string, err error) {
+	c, err := client.New(endpoint, client.WithUserAgent("slurmgate-cli/"+version))
+	if err != nil {
+		return "", "", usageErrorf("--endpoint: %v", err)
+	}
+	host, _ := os.Hostname()
+	d, err := c.StartDeviceLogin(ctx, "slurmgate CLI on "+cmp(host, "unknown host"))
+	if err != nil {
+		return "", "", err
+	}
+	fmt.Fprintf(out, "To log in, open %s\nand confirm the code %s (or open %s)\n", d.VerificationURI, d.UserCode, d.VerificationURIComplete)
+	if os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "" {
+		// Best effort: the printed URL works wherever xdg-open does not.
+		if err := exec.Command("xdg-open", d.VerificationURIComplete).Start(); err == nil {
+			fmt.Fprintln(out, "(opened in your browser)")
+		}
+	}
+	fmt.Fprintf(out, "waiting for the approval (the code is valid for %v)…\n", time.Duration(d.ExpiresIn)*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(d.ExpiresIn)*time.Second)
+	defer cancel()
+	kp, err := c.WaitDeviceLogin(ctx, d)
+	var p *client.Problem
+	switch {
+	case errors.As(err, &p) && p.Type == client.ProblemAccessDenied:
+		return "", "", &cliError{code: exitAuth, msg: "the login was denied in the portal",
+			hint: "run `slurmgate login --browser` again and choose Allow, logged in as the user this CLI should act as"}
+	case errors.As(err, &p) && p.Type == client.ProblemExpiredToken, errors.Is(err, context.DeadlineExceeded):
+		return "", "", &cliError{code: exitAuth, msg: "the login code expired before it was approved",
+			hint: "run `slurmgate login --browser` again and approve within " + (time.Duration(d.ExpiresIn) * time.Second).String()}
+	case err != nil:
 		return "", "", err
 	}
 	return kp.AccessKey, kp.SecretKey, nil
