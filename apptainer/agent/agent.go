@@ -495,9 +495,19 @@ func (a *Agent) reportLoop(ctx context.Context, conn *tunnel.Conn) {
 func (a *Agent) states() []tunnel.ServiceState {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]tunnel.ServiceState, 0, len(a.services))
-	for _, s := range a.services {
-		out = append(out, s.State())
+	// Every configured service is in the report from the first one on, as
+	// not ready until it has started and answered: a report sent while the
+	// container still starts must not read as "all (zero) services ready".
+	out := make([]tunnel.ServiceState, 0, len(a.cfg.Services))
+	for _, sc := range a.cfg.Services {
+		st := tunnel.ServiceState{Name: sc.Name}
+		for _, s := range a.services {
+			if s.cfg.Name == sc.Name {
+				st = s.State()
+				break
+			}
+		}
+		out = append(out, st)
 	}
 	return slices.Clip(out)
 }

@@ -239,3 +239,15 @@ func TestGatewayStopRequest(t *testing.T) {
 	}
 	g.waitReport(t, "stopping: idle", func(r tunnel.Report) bool { return r.Stopping == "idle for 1h" })
 }
+
+// Before its services have started (the container may still be starting),
+// the agent reports each configured service as not ready: a first report
+// with no services would read as "all ready" and make the session RUNNING
+// before Jupyter answers.
+func TestStatesListConfiguredServicesBeforeTheyStart(t *testing.T) {
+	a := &Agent{cfg: &Config{Services: []Service{{Name: "jupyter"}, {Name: "tensorboard"}}}}
+	got := a.states()
+	if len(got) != 2 || got[0].Name != "jupyter" || got[0].Ready || got[1].Name != "tensorboard" || got[1].Ready {
+		t.Fatalf("states before start = %+v; want jupyter and tensorboard, not ready", got)
+	}
+}
