@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/slurmgate/slurmgate/api"
+	"github.com/slurmgate/slurmgate/api/client"
 	"github.com/slurmgate/slurmgate/bridge"
 	"github.com/slurmgate/slurmgate/bridge/bridgetest"
 	"github.com/slurmgate/slurmgate/slurmctl"
@@ -78,6 +79,17 @@ type world struct {
 	// Passwords of alice in the directory and at the OpenID Provider.
 	AliceLDAPPassword, AliceOIDCPassword string
 	OIDCName                             string
+	// Device holds the device logins the device scenario decides.
+	Device *deviceScenario `json:",omitempty"`
+}
+
+// deviceScenario is two device logins started as the CLI would: the browser
+// allows the first through its verification_uri_complete and denies the
+// second by typing its code. Client is their (hostile) description.
+type deviceScenario struct {
+	AllowURL string
+	DenyCode string
+	Client   string
 }
 
 type keypair struct {
@@ -245,8 +257,12 @@ func TestPortalInBrowser(t *testing.T) {
 	w := newWorld(t)
 	// In order: each builds on what the one before left (alice's finished
 	// session shows on the phone dashboard).
-	for _, sc := range []string{"batch", "over-quota", "keypairs", "terminal", "admin", "vfolders", "invitation", "vfolder-quota", "phone"} {
+	for _, sc := range []string{"batch", "over-quota", "keypairs", "terminal", "admin", "vfolders", "invitation", "vfolder-quota", "phone", "device"} {
 		t.Run(sc, func(t *testing.T) {
+			if sc == "device" {
+				deviceLogin(t, w)
+				return
+			}
 			browse(t, w, sc)
 			if sc == "admin" {
 				requireSynced(t, w, "robotics", "bob")
@@ -276,4 +292,52 @@ func requireSynced(t *testing.T, w *world, project, user string) {
 		}
 	}
 	t.Fatalf("after applying the sync in the browser, Slurm has no association of %s in account %s (read back: %+v)", user, account, as)
+}
+
+// deviceLogin starts two device logins through the API as `slurmgate login
+// --browser` does, lets the browser (alice, signed in through the directory)
+// allow one and deny the other, and checks what the polling client gets:
+// a working keypair of alice's, and access_denied.
+func deviceLogin(t *testing.T, w *world) {
+	c, err := client.New(w.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The description is the starter's to choose, so the page must show it as text.
+	const desc = `<img src=x onerror="window.__pwned=1">slurmgate CLI on login1`
+	allow, err := c.StartDeviceLogin(t.Context(), desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deny, err := c.StartDeviceLogin(t.Context(), desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Device = &deviceScenario{AllowURL: allow.VerificationURIComplete, DenyCode: deny.UserCode, Client: desc}
+	defer func() { w.Device = nil }()
+	browse(t, w, "device")
+
+	kp, err := c.PollDeviceLogin(t.Context(), allow.DeviceCode)
+	if err != nil {
+		t.Fatalf("polling the login the browser allowed: %v", err)
+	}
+	if kp.Username != "alice" {
+		t.Fatalf("the allowed login's keypair is %q's, want alice's (the approver)", kp.Username)
+	}
+	as, err := client.New(w.URL, client.WithKeypair(kp.AccessKey, kp.SecretKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	me, err := as.Me(t.Context())
+	if err != nil {
+		t.Fatalf("the keypair the device login gave does not work: %v", err)
+	}
+	if me.Username != "alice" {
+		t.Fatalf("the device login's keypair acts as %q, want alice", me.Username)
+	}
+	_, err = c.PollDeviceLogin(t.Context(), deny.DeviceCode)
+	var p *client.Problem
+	if !errors.As(err, &p) || p.Type != client.ProblemAccessDenied {
+		t.Fatalf("polling the login the browser denied: got %v, want the problem %s", err, client.ProblemAccessDenied)
+	}
 }

@@ -459,6 +459,46 @@ const scenarios = {
     await shot(page, "folder");
     expect((await overflow()) <= 1, `no sideways scrolling on a phone, the folder page is ${await overflow()}px too wide`);
   },
+
+  // slurmgate login --browser on a phone: the Go test started two device
+  // logins; alice, not yet signed in, opens the first's link, signs in and
+  // is brought back to it, checks the (hostile) description shown as text
+  // and allows it; then types the second's code in lower case without the
+  // dash and denies it. The Go test polls for the results.
+  async device({ page }) {
+    const d = world.Device;
+    const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await page.goto(d.AllowURL);
+    await page.waitForURL(/\/login\?next=/);
+    await page.getByLabel("Username").fill("alice");
+    await page.getByLabel("Password", { exact: true }).fill(world.AliceLDAPPassword);
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await page.getByRole("heading", { name: "Approve a device login" }).waitFor();
+    const code = new URL(d.AllowURL).searchParams.get("code");
+    expect(new URL(page.url()).pathname === "/device" && new URL(page.url()).searchParams.get("code") === code, `back on the device page after signing in, at ${page.url()}`);
+    expect((await page.locator("[data-user-code]").textContent()) === code, `the code ${code} shown`);
+    expect((await page.locator("[data-client]").textContent()) === d.Client, "the client's description shown verbatim, as text");
+    expect((await page.locator("main img").count()) === 0 && !(await page.evaluate(() => window.__pwned)), "no markup from the description in the page");
+    expect((await overflow()) <= 1, `no sideways scrolling on a phone, the device page is ${await overflow()}px too wide`);
+    await shot(page, "approve");
+    await page.getByRole("button", { name: "Allow" }).click();
+    await page.getByText("You can return to your terminal").waitFor();
+    await page.locator('[data-result="allowed"]').waitFor();
+    await shot(page, "allowed");
+
+    await page.goto(world.URL + "/device");
+    await page.getByLabel("Code", { exact: true }).fill(d.DenyCode.replace("-", "").toLowerCase());
+    await page.getByRole("button", { name: "Continue" }).click();
+    await page.locator("[data-user-code]").waitFor();
+    expect((await page.locator("[data-user-code]").textContent()) === d.DenyCode, `the typed code read as ${d.DenyCode}`);
+    await page.getByRole("button", { name: "Deny" }).click();
+    await page.locator('[data-result="denied"]').waitFor();
+    await shot(page, "denied");
+
+    // A code already decided is no longer waiting.
+    await page.goto(d.AllowURL);
+    await page.getByText("No login is waiting for code").waitFor();
+  },
 };
 
 const run = scenarios[scenario];
@@ -466,7 +506,7 @@ if (!run) {
   console.error(`unknown scenario ${scenario}; known: ${Object.keys(scenarios).join(", ")}`);
   process.exit(2);
 }
-const b = await browser(scenario === "phone" ? { width: 390, height: 844 } : undefined);
+const b = await browser(scenario === "phone" || scenario === "device" ? { width: 390, height: 844 } : undefined);
 try {
   await run(b);
   if (b.problems.length) throw new Error(`the page reported errors:\n  ${b.problems.join("\n  ")}`);

@@ -13,6 +13,7 @@ import { sessionPage } from "./pages/session";
 import { keypairsPage } from "./pages/keypairs";
 import { adminPage } from "./pages/admin";
 import { vfolderPage, vfoldersPage } from "./pages/vfolders";
+import { devicePage } from "./pages/device";
 
 const routes: [RegExp, Page, string[]][] = [
   [/^\/$/, dashboardPage, []],
@@ -22,6 +23,7 @@ const routes: [RegExp, Page, string[]][] = [
   [/^\/vfolders\/([^/]+)$/, vfolderPage, ["id"]],
   [/^\/keypairs$/, keypairsPage, []],
   [/^\/admin(?:\/([a-z-]+))?$/, adminPage, ["section"]],
+  [/^\/device$/, devicePage, []],
 ];
 
 const root = document.getElementById("app")!;
