@@ -1,13 +1,14 @@
 // The launch form: image (with the apps its labels declare), scaling group,
-// a preset or custom resources limited to what the scaling group offers,
-// project, vfolders to mount, command and lifetime. A refusal (quota, validation) is shown with
+// a preset or custom resources limited to what the scaling group's largest
+// node offers and the quotas leave (limits.ts), project, vfolders to mount, command and lifetime. A refusal (quota, validation) is shown with
 // the limit it names.
-import { ApiError, listAll, request } from "../api";
+import { ApiError, get, listAll, request } from "../api";
 import { busy, card, errorBox, type Page } from "../app";
-import { field, h, replace } from "../dom";
+import { field, h, replace, uid } from "../dom";
 import { duration, mib } from "../format";
-import { myProjects } from "../quota";
-import type { Image, Preset, ScalingGroup, Session, VFolder } from "../types";
+import { describe, fmtMiB, launchLimits, type Bound } from "../limits";
+import { myProjects, usage } from "../quota";
+import type { ClusterNode, ClusterPartition, Image, Preset, ScalingGroup, ScopeUsage, Session, VFolder } from "../types";
 
 const servicePrefix = "org.slurmgate.service.";
 
@@ -22,13 +23,17 @@ export function imageApps(img: Image): string[] {
 export const launchPage: Page = {
   title: "Launch",
   async render(main, ctx) {
-    const [images, groups, presets, projects, folders] = await Promise.all([
+    const [images, groups, presets, projects, folders, nodes, partitions, levels] = await Promise.all([
       listAll<Image>("/api/v1/images"),
       listAll<ScalingGroup>("/api/v1/scaling-groups"),
       listAll<Preset>("/api/v1/presets"),
       myProjects(),
       // Without storage hosts the gateway answers 503; the form works without folders.
       listAll<VFolder>("/api/v1/vfolders").catch(() => [] as VFolder[]),
+      // Without Slurm or usage figures the form still works, unbounded; the gateway decides.
+      get<ClusterNode[]>("/api/v1/cluster/nodes").catch(() => [] as ClusterNode[]),
+      get<ClusterPartition[]>("/api/v1/cluster/partitions").catch(() => [] as ClusterPartition[]),
+      usage().catch(() => [] as ScopeUsage[]),
     ]);
     const status = h("div", { class: "status-slot" });
     const opt = (value: string, label: string) => h("option", { value }, label);
@@ -40,15 +45,25 @@ export const launchPage: Page = {
     const appsEl = h("p", { class: "hint", "aria-live": "polite" });
     const group = h("select", { name: "scaling_group", required: true }, groups.map((g) => opt(g.name, g.description ? `${g.name} — ${g.description}` : g.name)));
     const preset = h("select", { name: "preset" }, opt("", "Custom resources"), presets.map((p) => opt(p.name, `${p.name} — ${p.cpus} CPU, ${mib(p.memory_mb)}${p.gpus ? `, ${p.gpus} × ${p.gpu_type || "GPU"}` : ""}`)));
-    const cpus = h("input", { name: "cpus", type: "number", min: 1, max: 256, value: 1, required: true, inputmode: "numeric" });
+    const cpus = h("input", { name: "cpus", type: "number", min: 1, value: 1, required: true, inputmode: "numeric" });
     const mem = h("input", { name: "memory_gib", type: "number", min: 0.125, step: 0.125, value: 1, required: true, inputmode: "decimal" });
     const gpuType = h("select", { name: "gpu_type" });
-    const gpus = h("input", { name: "gpus", type: "number", min: 0, max: 16, value: 0, inputmode: "numeric" });
+    const gpus = h("input", { name: "gpus", type: "number", min: 0, value: 0, inputmode: "numeric" });
     const project = h("select", { name: "project", required: true }, projects.map((p) => opt(`${p.domain}/${p.name}`, `${p.domain}/${p.name}`)));
     const command = h("textarea", { name: "command", rows: 4, spellcheck: "false", placeholder: "python train.py --epochs 10" });
     const hours = h("input", { name: "lifetime_h", type: "number", min: 0, max: 720, value: 1, inputmode: "numeric" });
     const minutes = h("input", { name: "lifetime_min", type: "number", min: 0, max: 59, value: 0, inputmode: "numeric" });
     const submit = h("button", { type: "submit", class: "primary" }, "Launch");
+    // Each resource field's limit in words, read out with the field.
+    const hintFor = (control: HTMLElement) => {
+      const el = h("small", { id: uid("limit"), class: "hint limit", "aria-live": "polite" });
+      control.setAttribute("aria-describedby", el.id);
+      return el;
+    };
+    const cpusHint = hintFor(cpus);
+    const memHint = hintFor(mem);
+    const gpusHint = hintFor(gpus);
+    const blockedEl = h("div", { id: uid("blocked"), class: "status-slot", role: "status" });
 
     // One row per ready folder: mount it or not, where, and read-only. A
     // folder shared read-only can only be mounted read-only; the gateway
@@ -76,7 +91,7 @@ export const launchPage: Page = {
           mountRows.map((m) => m.row))
       : null;
 
-    const custom = h("fieldset", { class: "inline" }, h("legend", null, "Resources"), field("CPUs", cpus), field("Memory (GiB)", mem), field("GPU type", gpuType), field("GPUs", gpus));
+    const custom = h("fieldset", { class: "inline" }, h("legend", null, "Resources"), withHint(field("CPUs", cpus), cpusHint), withHint(field("Memory (GiB)", mem), memHint), field("GPU type", gpuType), withHint(field("GPUs", gpus), gpusHint));
     const gpuFields = [gpuType.parentElement!, gpus.parentElement!];
 
     const syncImage = () => {
@@ -91,6 +106,35 @@ export const launchPage: Page = {
       replace(gpuType, types.length > 1 ? opt("", "any") : null, types.map((t) => opt(t, t)));
       for (const f of gpuFields) f.hidden = types.length === 0;
       if (!types.length) gpus.value = "0";
+    };
+    // The limits follow the group, the project and the GPU type (and a
+    // preset's asks); an exhausted quota disables Launch with the reason.
+    const syncLimits = () => {
+      const lim = launchLimits({
+        group: groups.find((x) => x.name === group.value), nodes, partitions, levels, project: project.value, gpuType: gpuType.value,
+      });
+      const apply = (input: HTMLInputElement, hint: HTMLElement, b: Bound, toField: (n: number) => number, fmt?: (n: number) => string) => {
+        if (b.max === Infinity) input.removeAttribute("max");
+        else input.max = String(toField(b.max));
+        input.dataset.limit = b.max === Infinity ? "" : String(b.max);
+        hint.textContent = describe(b, fmt);
+      };
+      apply(cpus, cpusHint, lim.cpus, (n) => n);
+      apply(mem, memHint, lim.memoryMB, (mb) => Math.floor(mb / 128) / 8, fmtMiB); // the field's step is 1/8 GiB
+      apply(gpus, gpusHint, lim.gpus, (n) => n);
+      const blocked = [...lim.blocked];
+      const p = presets.find((x) => x.name === preset.value);
+      if (p) {
+        if (p.cpus > lim.cpus.max) blocked.push(`preset ${p.name} asks for ${p.cpus} CPUs; ${describe(lim.cpus)}`);
+        if (p.memory_mb > lim.memoryMB.max) blocked.push(`preset ${p.name} asks for ${fmtMiB(p.memory_mb)}; ${describe(lim.memoryMB, fmtMiB)}`);
+        if (p.gpus > lim.gpus.max) blocked.push(`preset ${p.name} asks for ${p.gpus} GPUs; ${describe(lim.gpus)}`);
+      }
+      submit.disabled = blocked.length > 0;
+      if (blocked.length) submit.setAttribute("aria-describedby", blockedEl.id);
+      else submit.removeAttribute("aria-describedby");
+      replace(blockedEl, blocked.length
+        ? h("div", { class: "alert error", "data-blocked": "" }, h("strong", null, "No session can start now: "), blocked.join("; "), ". Ask your project's administrator, or end a running session first.")
+        : null);
     };
     const syncPreset = () => {
       const p = presets.find((x) => x.name === preset.value);
@@ -112,7 +156,13 @@ export const launchPage: Page = {
     };
     image.addEventListener("change", syncImage);
     group.addEventListener("change", syncGroup);
-    preset.addEventListener("change", syncPreset);
+    preset.addEventListener("change", () => {
+      syncPreset();
+      syncLimits();
+    });
+    group.addEventListener("change", syncLimits);
+    gpuType.addEventListener("change", syncLimits);
+    project.addEventListener("change", syncLimits);
     typeBatch.addEventListener("change", syncType);
     typeInter.addEventListener("change", syncType);
 
@@ -133,6 +183,7 @@ export const launchPage: Page = {
       field("Command", command),
       h("fieldset", { class: "inline" }, h("legend", null, "Lifetime"), field("Hours", hours), field("Minutes", minutes)),
       status,
+      blockedEl,
       h("div", { class: "actions" }, submit, h("a", { href: "/", class: "button" }, "Cancel")),
     );
     form.addEventListener("submit", async (e) => {
@@ -187,5 +238,12 @@ export const launchPage: Page = {
     syncImage();
     syncGroup();
     syncType();
+    syncLimits();
   },
 };
+
+/** withHint appends a field's limit hint under its control. */
+function withHint(f: HTMLElement, hint: HTMLElement): HTMLElement {
+  f.append(hint);
+  return f;
+}
