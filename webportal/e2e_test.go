@@ -76,6 +76,8 @@ type world struct {
 	BobKey      keypair
 	Bob         string
 	CPULimit    int
+	// ProjectCPULimit is the project's max_cpus: the launch form names it.
+	ProjectCPULimit int
 	// Passwords of alice in the directory and at the OpenID Provider.
 	AliceLDAPPassword, AliceOIDCPassword string
 	OIDCName                             string
@@ -119,7 +121,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	ts := httptest.NewUnstartedServer(nil)
-	w := &world{URL: "http://" + ts.Listener.Addr().String(), Domain: fmt.Sprintf("w%x", time.Now().UnixNano()&0xffffffff), Bob: "bob", CPULimit: 2,
+	w := &world{URL: "http://" + ts.Listener.Addr().String(), Domain: fmt.Sprintf("w%x", time.Now().UnixNano()&0xffffffff), Bob: "bob", CPULimit: 2, ProjectCPULimit: 2,
 		VFolderHost: host.Name(), AliceLDAPPassword: "alice-pw", AliceOIDCPassword: "alice-op-pw", OIDCName: "Test SSO"}
 	// Interactive sessions' jobs run `slurmgate agent` as alice, which dials
 	// this server's tunnel endpoint as in production: the terminal scenario
@@ -183,6 +185,8 @@ func newWorld(t *testing.T) *world {
 	must(b.SetMembership(ctx, bridge.System, project.ID, alice.ID, "member"))
 	limit := w.CPULimit
 	must(b.SetPolicy(ctx, bridge.System, bridge.Policy{Scope: "user", TargetID: alice.ID, MaxCPUs: &limit}))
+	projectLimit := w.ProjectCPULimit
+	must(b.SetPolicy(ctx, bridge.System, bridge.Policy{Scope: "project", TargetID: project.ID, MaxCPUs: &projectLimit}))
 	must(b.CreateScalingGroup(ctx, bridge.System, bridge.ScalingGroup{Name: "cpu", Description: "CPU nodes", Partitions: []string{"cpu"}}))
 	must(b.CreateImage(ctx, bridge.System, bridge.Image{Name: "host", Tag: "latest", Location: "/", Runtime: "none"}))
 

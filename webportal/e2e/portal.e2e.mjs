@@ -162,12 +162,29 @@ const scenarios = {
     await shot(page, "dashboard-finished");
   },
 
-  // Asking for more CPUs than alice's policy allows shows the refusal naming the limit.
+  // The form bounds CPUs by what the quotas leave and says which limit; a
+  // form older than the gateway's figures is still refused by the gateway,
+  // naming the limit.
   async "over-quota"({ page }) {
     // Through the OpenID Provider, straight back to the page asked for.
     await signInOIDC(page, "alice", world.AliceOIDCPassword, "/launch");
     await page.getByRole("heading", { name: "Launch a session" }).waitFor();
-    await page.getByLabel("CPUs").fill(String(world.CPULimit + 2));
+    await page.getByLabel("Project").selectOption(world.Project);
+    const cpus = page.getByLabel("CPUs");
+    // alice holds nothing (the batch session ended), so the bound is the smaller policy.
+    const max = Math.min(world.CPULimit, world.ProjectCPULimit);
+    expect((await cpus.getAttribute("max")) === String(max), `the CPUs field's max to be ${max}, got ${await cpus.getAttribute("max")}`);
+    const hintId = await cpus.getAttribute("aria-describedby");
+    const hint = await page.locator(`[id="${hintId}"]`).textContent();
+    log("CPUs hint:", hint);
+    expect(hint.startsWith(`Up to ${max}`) && hint.includes(`project ${world.Project} has ${world.ProjectCPULimit} of ${world.ProjectCPULimit} left`),
+      `the CPUs hint to name the project's limit, got ${JSON.stringify(hint)}`);
+    expect(await page.getByRole("button", { name: "Launch", exact: true }).isEnabled(), "Launch to be enabled with quota left");
+    await shot(page, "limits");
+    await cpus.fill(String(world.CPULimit + 2));
+    expect(await cpus.evaluate((el) => el.validity.rangeOverflow), "the browser to refuse more CPUs than the form's max");
+    // As a form loaded before another session took the quota would be.
+    await cpus.evaluate((el) => el.removeAttribute("max"));
     await page.getByLabel("Memory (GiB)").fill("0.25");
     await page.getByLabel("Command", { exact: true }).fill("true");
     await page.getByRole("button", { name: "Launch", exact: true }).click();
