@@ -519,13 +519,7 @@ func adminImageCommand() *cli.Command {
 					}
 					return printOne(cmd, out, fmt.Sprintf("image %s:%s added", out.Name, out.Tag))
 				})},
-			{Name: "rm", Usage: "remove an image", ArgsUsage: "NAME[:TAG]",
-				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *client.Client) error {
-					if err := args(cmd, 1); err != nil {
-						return err
-					}
-					return c.DeleteImage(ctx, cmd.Args().First())
-				})},
+			removeByName("remove an image", "NAME[:TAG]", (*client.Client).DeleteImage),
 		},
 	}
 }
@@ -555,13 +549,7 @@ func adminScalingGroupCommand() *cli.Command {
 					}
 					return printOne(cmd, sg, "scaling group "+sg.Name+" created")
 				})},
-			{Name: "rm", Usage: "remove a scaling group no session refers to", ArgsUsage: "NAME",
-				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *client.Client) error {
-					if err := args(cmd, 1); err != nil {
-						return err
-					}
-					return c.DeleteScalingGroup(ctx, cmd.Args().First())
-				})},
+			removeByName("remove a scaling group no session refers to", "NAME", (*client.Client).DeleteScalingGroup),
 		},
 	}
 }
@@ -614,13 +602,19 @@ func adminPresetCommand() *cli.Command {
 					}
 					return printOne(cmd, out, "preset "+out.Name+" added")
 				})},
-			{Name: "rm", Usage: "remove a preset", ArgsUsage: "NAME",
-				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *client.Client) error {
-					if err := args(cmd, 1); err != nil {
-						return err
-					}
-					return c.DeletePreset(ctx, cmd.Args().First())
-				})},
+			removeByName("remove a preset", "NAME", (*client.Client).DeletePreset),
 		},
 	}
+}
+
+// removeByName is an admin "rm" subcommand that deletes one thing named by
+// its only argument.
+func removeByName(usage, argsUsage string, del func(*client.Client, context.Context, string) error) *cli.Command {
+	return &cli.Command{Name: "rm", Usage: usage, ArgsUsage: argsUsage,
+		Action: withClient(func(ctx context.Context, cmd *cli.Command, c *client.Client) error {
+			if err := args(cmd, 1); err != nil {
+				return err
+			}
+			return del(c, ctx, cmd.Args().First())
+		})}
 }

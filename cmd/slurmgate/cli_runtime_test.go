@@ -217,6 +217,11 @@ func TestCLIRuntimeCommands(t *testing.T) {
 			!strings.HasSuffix(out.Apps[0].FullURL, "/s/"+w.sid+"/jupyter/") {
 			t.Errorf("app ls: %+v", out)
 		}
+		// session info of a running session ends with its apps' URLs.
+		r = cliRun(t, home, w.alice, "", "session", "info", w.sid)
+		if r.code != 0 || !strings.Contains(r.stdout, "app jupyter") || !strings.Contains(r.stdout, "/s/"+w.sid+"/jupyter/") {
+			t.Errorf("session info: exit %d, %q; want the jupyter app's URL", r.code, r.stdout)
+		}
 		r = cliRun(t, home, w.alice, "", "app", "open", "--print", w.sid, "jupyter")
 		if r.code != 0 || !strings.HasSuffix(strings.TrimSpace(r.stdout), "/s/"+w.sid+"/jupyter/") {
 			t.Errorf("app open: exit %d, %q %s", r.code, r.stdout, r.stderr)

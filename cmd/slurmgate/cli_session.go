@@ -293,7 +293,8 @@ func sessionCreateCommand() *cli.Command {
 		Usage: "create an interactive (default) or batch session and wait until it runs",
 		Description: `Submits the session's job, shows why it waits while it is PENDING (Slurm's
 reason in words, the queue position, the estimated start) and prints the
-session once it runs. --no-wait returns right after the submission.
+session once it runs, with the URLs of its apps (Jupyter, …). --no-wait
+returns right after the submission.
 
 Examples:
    slurmgate session create --image host -p cpu -c 2 --mem 4G -t 60
@@ -341,6 +342,9 @@ Examples:
 			if s.State == "ERROR" || s.State == "CANCELLED" {
 				return &cliError{code: exitError, msg: "session " + shortID(s.ID) + " " + s.State + ": " + s.StatusMessage,
 					hint: "see `slurmgate session events " + s.ID + "`"}
+			}
+			if s.State == "RUNNING" {
+				printAppURLs(ctx, cmd.Root().Writer, c, s.ID)
 			}
 			return nil
 		},
@@ -443,6 +447,9 @@ func sessionInfoCommand() *cli.Command {
 				return printJSON(cmd, s)
 			}
 			printSession(cmd.Root().Writer, s)
+			if s.State == "RUNNING" {
+				printAppURLs(ctx, cmd.Root().Writer, c, s.ID)
+			}
 			return nil
 		},
 	}
@@ -623,4 +630,22 @@ func sessionRemoveCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// printAppURLs lists a running session's apps with their URLs, which is
+// what a person wants right after create; failing to read them is not an
+// error of the create.
+func printAppURLs(ctx context.Context, w io.Writer, c *client.Client, id string) {
+	apps, err := c.SessionApps(ctx, id)
+	if err != nil || len(apps.Apps) == 0 {
+		return
+	}
+	for _, a := range apps.Apps {
+		state := ""
+		if !a.Ready {
+			state = "  (not ready yet)"
+		}
+		fmt.Fprintf(w, "%-16s %s%s\n", "app "+a.Name, appURL(c, id, a), state)
+	}
+	fmt.Fprintf(w, "%-16s slurmgate app forward %s APP [LOCALPORT]\n", "reach it", id)
 }
