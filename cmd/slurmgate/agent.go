@@ -69,7 +69,10 @@ readable by its owner only (mode 0600): it holds the session's secret.`,
 				return err
 			}
 			if code != 0 {
-				return cli.Exit(fmt.Sprintf("batch command exited with status %d", code), code)
+				// The job's exit status is the batch command's; the
+				// command's own stderr already says what went wrong, and a
+				// line of ours would land in the user's output file.
+				return cli.Exit("", code)
 			}
 			return nil
 		},

@@ -181,9 +181,10 @@ func pendingLine(s *client.Session) string {
 	return strings.Join(parts, "; ")
 }
 
-// waitWhilePending polls the session until it leaves PENDING, showing its
-// reason as a spinner line when errw is a terminal, or one line per change
-// otherwise (quiet suppresses those).
+// waitWhilePending polls the session until it has started: past PENDING
+// (Slurm queues it) and PREPARING (the container and its services start),
+// showing why it waits as a spinner line when errw is a terminal, or one
+// line per change otherwise (quiet suppresses those).
 func waitWhilePending(ctx context.Context, c *client.Client, s *client.Session, errw io.Writer, quiet bool) (*client.Session, error) {
 	var bar *progressbar.ProgressBar
 	if f, ok := errw.(*os.File); ok && isTerminal(f) {
@@ -194,7 +195,7 @@ func waitWhilePending(ctx context.Context, c *client.Client, s *client.Session, 
 	last := ""
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
-	for s.State == "PENDING" {
+	for s.State == "PENDING" || s.State == "PREPARING" {
 		line := pendingLine(s)
 		switch {
 		case bar != nil:
