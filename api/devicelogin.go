@@ -73,10 +73,14 @@ type deviceKeypair struct {
 	Username string `json:"username"`
 }
 
-// publicBase is the gateway's URL as the client reached it: the portal page
-// a person opens is on the same gateway the CLI talks to. Behind a proxy,
-// X-Forwarded-Proto says whether it was TLS (as for the cookie's Secure).
-func publicBase(r *http.Request) string {
+// publicBase is the gateway's configured public URL, else its URL as the
+// client reached it: the portal page a person opens is on the same gateway
+// the CLI talks to. Behind a proxy, X-Forwarded-Proto says whether it was
+// TLS (as for the cookie's Secure).
+func (s *Server) publicBase(r *http.Request) string {
+	if s.publicURL != "" {
+		return s.publicURL
+	}
 	scheme := "http"
 	if secureRequest(r) {
 		scheme = "https"
@@ -94,7 +98,7 @@ func (s *Server) startDeviceLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	page := publicBase(r) + "/device"
+	page := s.publicBase(r) + "/device"
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, r, http.StatusOK, deviceAuthorization{
 		DeviceCode:              d.DeviceCode,

@@ -69,3 +69,20 @@ func TestDeviceLoginApprovedThroughOIDCPortalSession(t *testing.T) {
 		t.Fatal("the device code is in the server's log")
 	}
 }
+
+// Behind a proxy that rewrites Host, the configured public URL is what the
+// person must open.
+func TestDeviceLoginPageUsesPublicURL(t *testing.T) {
+	a := newTestAPI(t, Options{PublicURL: "https://gw.example.org/"})
+	anon, err := client.New(a.ts.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := anon.StartDeviceLogin(t.Context(), "slurmgate CLI on login1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.VerificationURI != "https://gw.example.org/device" || d.VerificationURIComplete != "https://gw.example.org/device?code="+d.UserCode {
+		t.Fatalf("device authorization %+v; want the page under the public URL", d)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,10 @@ import (
 
 // Options configures a Server; the zero value is usable.
 type Options struct {
+	// PublicURL is the gateway's address as people reach it
+	// (server.public_url), for links the API hands out such as the device
+	// login page; empty means the request's own Host and scheme.
+	PublicURL string
 	// Logger receives the access log and the errors behind 500s; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -60,20 +65,23 @@ type Server struct {
 	tunnelKeepalive tunnel.Keepalive
 	// logins closes connections whose portal login is revoked (revocation.go).
 	logins loginWatch
+	// publicURL is Options.PublicURL without a trailing slash.
+	publicURL string
 }
 
 // New returns the API over b. Its metrics are registered in
 // opts.Registry, so one registry serves one Server.
 func New(b *bridge.Bridge, opts Options) *Server {
 	s := &Server{
-		b:        b,
-		log:      opts.Logger,
-		registry: opts.Registry,
-		maxBody:  opts.MaxBodyBytes,
-		skew:     opts.ClockSkew,
-		now:      opts.Now,
-		sso:      opts.SSO,
-		mux:      http.NewServeMux(),
+		b:         b,
+		log:       opts.Logger,
+		registry:  opts.Registry,
+		maxBody:   opts.MaxBodyBytes,
+		skew:      opts.ClockSkew,
+		now:       opts.Now,
+		sso:       opts.SSO,
+		mux:       http.NewServeMux(),
+		publicURL: strings.TrimSuffix(opts.PublicURL, "/"),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
