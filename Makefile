@@ -59,8 +59,13 @@ cluster-purge:
 # integration alike, under the race detector against the real test cluster.
 # One package at a time (-p 1): packages share one slurmdbd, and slurmdbd
 # 22.05 crashes under concurrent accounting writes from several processes.
+# Apptainer is not packaged for Debian 12: its instance test is built (with
+# the apptainer tag) only where apptainer is on PATH; elsewhere its exact
+# command lines are still tested.
+APPTAINER_TAGS := $(shell command -v apptainer >/dev/null 2>&1 && echo -tags apptainer)
 test: lint cluster-up build browser test-deps
-	$(GO) test -race -count=1 -p 1 -timeout 60m ./...
+	@[ -n "$(APPTAINER_TAGS)" ] || echo "apptainer is not on PATH: its instance test is not built here (its command lines are tested)"
+	$(GO) test $(APPTAINER_TAGS) -race -count=1 -p 1 -timeout 60m ./...
 
 # Tests that need no daemon; quick feedback while editing.
 test-unit: check-go
@@ -74,6 +79,7 @@ lint: check-go
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./... ./testdata/cluster/
+	$(GO) vet -tags apptainer ./apptainer/
 
 # The gateway's summary (portal URL, logins, keypairs, a first command) comes
 # last, after the cluster's.
