@@ -160,6 +160,19 @@ func findProject(ctx context.Context, c *client.Client, ref string) (*client.Pro
 }
 
 // findUser resolves a user given by name or numeric id.
+// memberArgs resolves a member command's PROJECT USER arguments.
+func memberArgs(ctx context.Context, c *client.Client, cmd *cli.Command) (*client.Project, *client.User, error) {
+	if err := args(cmd, 2); err != nil {
+		return nil, nil, err
+	}
+	p, err := findProject(ctx, c, cmd.Args().Get(0))
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := findUser(ctx, c, cmd.Args().Get(1))
+	return p, u, err
+}
+
 func findUser(ctx context.Context, c *client.Client, ref string) (*client.User, error) {
 	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
 		return c.User(ctx, id)
@@ -314,14 +327,7 @@ func adminMemberCommand() *cli.Command {
 			{Name: "set", Usage: "add a user to a project or change their role", ArgsUsage: "PROJECT USER",
 				Flags: []cli.Flag{&cli.StringFlag{Name: "role", Value: "member", Usage: "member or project-admin"}, jsonFlag},
 				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *client.Client) error {
-					if err := args(cmd, 2); err != nil {
-						return err
-					}
-					p, err := findProject(ctx, c, cmd.Args().Get(0))
-					if err != nil {
-						return err
-					}
-					u, err := findUser(ctx, c, cmd.Args().Get(1))
+					p, u, err := memberArgs(ctx, c, cmd)
 					if err != nil {
 						return err
 					}
@@ -333,14 +339,7 @@ func adminMemberCommand() *cli.Command {
 				})},
 			{Name: "rm", Usage: "remove a user from a project", ArgsUsage: "PROJECT USER",
 				Action: withClient(func(ctx context.Context, cmd *cli.Command, c *client.Client) error {
-					if err := args(cmd, 2); err != nil {
-						return err
-					}
-					p, err := findProject(ctx, c, cmd.Args().Get(0))
-					if err != nil {
-						return err
-					}
-					u, err := findUser(ctx, c, cmd.Args().Get(1))
+					p, u, err := memberArgs(ctx, c, cmd)
 					if err != nil {
 						return err
 					}

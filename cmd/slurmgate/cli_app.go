@@ -56,11 +56,7 @@ func appListCommand() *cli.Command {
    slurmgate app ls 3f2a… --json`,
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			id, err := sessionArg(cmd)
-			if err != nil {
-				return err
-			}
-			c, cfg, err := apiClient()
+			id, c, cfg, err := sessionClient(cmd)
 			if err != nil {
 				return err
 			}

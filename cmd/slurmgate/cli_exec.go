@@ -122,11 +122,7 @@ Example:
 
 ` + exitStatusOfCommandHelp,
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			id, err := sessionArg(cmd)
-			if err != nil {
-				return err
-			}
-			c, cfg, err := apiClient()
+			id, c, cfg, err := sessionClient(cmd)
 			if err != nil {
 				return err
 			}

@@ -415,6 +415,16 @@ func upper(ss []string) []string {
 }
 
 // sessionArg returns the one SESSION argument.
+// sessionClient reads a command's SESSION argument and makes the API
+// client: the first steps of every command that acts on one session.
+func sessionClient(cmd *cli.Command) (id string, c *client.Client, cfg cliConfig, err error) {
+	if id, err = sessionArg(cmd); err != nil {
+		return "", nil, cfg, err
+	}
+	c, cfg, err = apiClient()
+	return id, c, cfg, err
+}
+
 func sessionArg(cmd *cli.Command) (string, error) {
 	if cmd.NArg() != 1 {
 		return "", usageErrorf("%s takes one SESSION id (see `slurmgate session ls`)", cmd.FullName())
@@ -432,11 +442,7 @@ func sessionInfoCommand() *cli.Command {
    slurmgate session info 3f2a9c1e-… --json`,
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			id, err := sessionArg(cmd)
-			if err != nil {
-				return err
-			}
-			c, cfg, err := apiClient()
+			id, c, cfg, err := sessionClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -517,11 +523,7 @@ func sessionEventsCommand() *cli.Command {
    slurmgate session events 3f2a9c1e-…`,
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			id, err := sessionArg(cmd)
-			if err != nil {
-				return err
-			}
-			c, cfg, err := apiClient()
+			id, c, cfg, err := sessionClient(cmd)
 			if err != nil {
 				return err
 			}
@@ -565,11 +567,7 @@ Examples:
 			&cli.IntFlag{Name: "tail", Aliases: []string{"n"}, Usage: "start at the last `N` lines"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			id, err := sessionArg(cmd)
-			if err != nil {
-				return err
-			}
-			c, cfg, err := apiClient()
+			id, c, cfg, err := sessionClient(cmd)
 			if err != nil {
 				return err
 			}
