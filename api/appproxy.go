@@ -51,6 +51,7 @@ type appProxy struct {
 type transportKey struct {
 	conn    *tunnel.Conn
 	service string
+	shaped  bool
 }
 
 // appTarget is what a request addresses, set by the front for Rewrite and
@@ -58,6 +59,9 @@ type transportKey struct {
 type appTarget struct {
 	agent   *bridge.Agent
 	service string
+	// shape, when the agent asks for it, is done to the request here so
+	// that the agent can pass it to the app unparsed.
+	shape *tunnel.HTTPShape
 }
 
 type appTargetKey struct{}
@@ -67,11 +71,29 @@ func newAppProxy(s *Server, domain string) *appProxy {
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite:       p.rewrite,
 		Transport:     roundTripperFunc(p.roundTrip),
-		FlushInterval: -1, // stream: server-sent events, long polls and downloads must not wait in a buffer
+		// Responses of unknown length (server-sent events, streamed
+		// output) are flushed on every write by ReverseProxy itself;
+		// one of known length goes out in as few writes as it fits.
+		FlushInterval: 0,
+		BufferPool:    copyBuffers,
 		ErrorHandler:  p.proxyError,
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	return p
+}
+
+// copyBuffers are the proxy's body copy buffers: without a pool, each
+// response would allocate (and the collector clear) 32 KiB.
+var copyBuffers = &bufferPool{sync.Pool{New: func() any { return new([32 << 10]byte) }}}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[32 << 10]byte)[:] }
+
+func (b *bufferPool) Put(x []byte) {
+	if len(x) == 32<<10 {
+		b.p.Put((*[32 << 10]byte)(x))
+	}
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)
@@ -142,7 +164,8 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app st
 		writeError(w, r, err)
 		return
 	}
-	if err := ag.Service(app); err != nil {
+	shape, err := ag.Service(app)
+	if err != nil {
 		if bridge.KindOf(err) == bridge.KindUnavailable {
 			writeProblem(w, r, badGateway.with("%v", err))
 			return
@@ -151,7 +174,7 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app st
 		return
 	}
 	ag.Touch()
-	ctx := context.WithValue(r.Context(), appTargetKey{}, appTarget{agent: ag, service: app})
+	ctx := context.WithValue(r.Context(), appTargetKey{}, appTarget{agent: ag, service: app, shape: shape})
 	if r.Header.Get("Upgrade") != "" {
 		// An upgraded connection lives on after this check: end it when
 		// the credential that opened it expires or is revoked.
@@ -220,6 +243,20 @@ func (p *appProxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	stripGatewayCookies(pr.Out)
+	if sh := t.shape; sh != nil {
+		if sh.StripPrefix {
+			// An app that cannot be told a base URL is served at "/".
+			prefix := "/s/" + t.agent.SessionID + "/" + t.service
+			if rest, ok := strings.CutPrefix(pr.Out.URL.Path, prefix); ok && (rest == "" || rest[0] == '/') {
+				pr.Out.URL.Path = cmpOr(rest, "/")
+				pr.Out.URL.RawPath = ""
+				h.Set("X-Forwarded-Prefix", prefix)
+			}
+		}
+		if sh.AuthHeader != "" {
+			h.Set(sh.AuthHeader, sh.AuthValue)
+		}
+	}
 }
 
 // gatewayCookie reports whether a cookie is the gateway's own (the portal
@@ -247,11 +284,11 @@ func stripGatewayCookies(r *http.Request) {
 // Transport of its (tunnel, service).
 func (p *appProxy) roundTrip(r *http.Request) (*http.Response, error) {
 	t := r.Context().Value(appTargetKey{}).(appTarget)
-	return p.transport(t.agent.Conn, t.service).RoundTrip(r)
+	return p.transport(transportKey{t.agent.Conn, t.service, t.shape != nil}).RoundTrip(r)
 }
 
-func (p *appProxy) transport(conn *tunnel.Conn, service string) *http.Transport {
-	key := transportKey{conn, service}
+func (p *appProxy) transport(key transportKey) *http.Transport {
+	conn := key.conn
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if tr := p.transports[key]; tr != nil {
@@ -259,7 +296,7 @@ func (p *appProxy) transport(conn *tunnel.Conn, service string) *http.Transport 
 	}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return conn.DialService(ctx, service)
+			return conn.OpenStream(ctx, tunnel.Header{Kind: tunnel.KindHTTP, Service: key.service, Shaped: key.shaped})
 		},
 		// Browsers open several connections per app; each pooled one is a
 		// tunnel stream, cheap to keep.
@@ -270,7 +307,7 @@ func (p *appProxy) transport(conn *tunnel.Conn, service string) *http.Transport 
 	p.transports[key] = tr
 	first := true
 	for k := range p.transports {
-		if k.conn == conn && k.service != service {
+		if k.conn == conn && k != key {
 			first = false
 			break
 		}

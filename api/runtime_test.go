@@ -456,6 +456,36 @@ func TestRuntimeAppProxy(t *testing.T) {
 			t.Errorf("detail %q", p.Detail)
 		}
 	})
+	t.Run("shaped by the gateway", func(t *testing.T) {
+		// An agent that asks the gateway to shape a service's requests
+		// (prefix stripped, the app's credential added) gets them so,
+		// and the credential is kept out of the database.
+		ag.report(tunnel.Report{Services: []tunnel.ServiceState{{Name: "web", Ready: true,
+			Shape: &tunnel.HTTPShape{StripPrefix: true, AuthHeader: "X-App-Token", AuthValue: "app-s3cret"}}}})
+		defer func() {
+			ag.report(tunnel.Report{Services: []tunnel.ServiceState{{Name: "web", Ready: true}}})
+			time.Sleep(100 * time.Millisecond)
+		}()
+		time.Sleep(100 * time.Millisecond)
+		for len(ag.seen) > 0 {
+			<-ag.seen
+		}
+		if body := w.wantStatus(w.appRequest(w.alice, "GET", base+"lab?x=1", nil), 200); string(body) != "path=/lab" {
+			t.Errorf("app saw %q; want the prefix stripped", body)
+		}
+		seen := <-ag.seen
+		if seen.Header.Get("X-App-Token") != "app-s3cret" || seen.Header.Get("Authorization") != "" ||
+			seen.Header.Get("X-Forwarded-Prefix") != strings.TrimSuffix(base, "/") {
+			t.Errorf("app saw headers %v; want its token, the prefix, and not the gateway's credential", seen.Header)
+		}
+		var stored string
+		if err := w.db.QueryRow(context.Background(), `SELECT services::text FROM session_agents WHERE session_id = $1`, w.sid).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(stored, "app-s3cret") || !strings.Contains(stored, `"web"`) {
+			t.Errorf("stored services %s; want the service without its credential", stored)
+		}
+	})
 	t.Run("service not ready", func(t *testing.T) {
 		ag.report(tunnel.Report{Services: []tunnel.ServiceState{{Name: "web", Ready: false, Error: "exited with code 1"}}})
 		time.Sleep(100 * time.Millisecond)

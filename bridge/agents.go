@@ -295,7 +295,7 @@ func (b *Bridge) handleReport(ctx context.Context, l *agentLink, rep tunnel.Repo
 		if services == nil {
 			services = []tunnel.ServiceState{}
 		}
-		js, _ := json.Marshal(services)
+		js, _ := json.Marshal(withoutShapes(services))
 		if _, err := b.db.Exec(ctx, `UPDATE session_agents SET services = $2 WHERE session_id = $1`, l.session, js); err != nil {
 			errs = append(errs, err)
 		}
@@ -345,6 +345,17 @@ func (b *Bridge) busy(m *tunnel.Metrics, cpus int) bool {
 		}
 	}
 	return false
+}
+
+// withoutShapes drops how each service's requests are shaped, which holds
+// the app's credential: it is needed only while the agent is connected,
+// and the agent reports it again on every connection.
+func withoutShapes(ss []tunnel.ServiceState) []tunnel.ServiceState {
+	out := slices.Clone(ss)
+	for i := range out {
+		out[i].Shape = nil
+	}
+	return out
 }
 
 // serviceChanges returns the services of now whose readiness or error
@@ -437,25 +448,27 @@ type Agent struct {
 func (a *Agent) Touch() { a.link.touch(a.b.now()) }
 
 // Service reports whether the session has a service by that name and it is
-// ready; the error says which it is not, for a person.
-func (a *Agent) Service(name string) error {
+// ready; the error says which it is not, for a person. For a ready HTTP
+// service it also returns how the gateway must shape its requests, or nil
+// when the agent does that itself.
+func (a *Agent) Service(name string) (*tunnel.HTTPShape, error) {
 	a.link.mu.Lock()
 	defer a.link.mu.Unlock()
 	for _, s := range a.link.services {
 		if s.Name == name {
 			switch {
 			case s.Ready:
-				return nil
+				return s.Shape, nil
 			case s.Error != "":
-				return &Error{Kind: KindUnavailable, Message: fmt.Sprintf("service %s of session %s is not ready: %s", name, a.SessionID, s.Error)}
+				return nil, &Error{Kind: KindUnavailable, Message: fmt.Sprintf("service %s of session %s is not ready: %s", name, a.SessionID, s.Error)}
 			}
-			return &Error{Kind: KindUnavailable, Message: fmt.Sprintf("service %s of session %s is not ready yet; retry in a moment", name, a.SessionID)}
+			return nil, &Error{Kind: KindUnavailable, Message: fmt.Sprintf("service %s of session %s is not ready yet; retry in a moment", name, a.SessionID)}
 		}
 	}
 	if !a.link.reported {
-		return &Error{Kind: KindUnavailable, Message: fmt.Sprintf("the agent of session %s has not reported its services yet; retry in a moment", a.SessionID)}
+		return nil, &Error{Kind: KindUnavailable, Message: fmt.Sprintf("the agent of session %s has not reported its services yet; retry in a moment", a.SessionID)}
 	}
-	return notFound("service", name+" of session "+a.SessionID)
+	return nil, notFound("service", name+" of session "+a.SessionID)
 }
 
 // UseSession returns the connected agent of a session, for its owner only.

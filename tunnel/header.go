@@ -37,6 +37,10 @@ type Header struct {
 	Cols uint16 `json:"cols,omitempty"`
 	// Reason says why, for stop.
 	Reason string `json:"reason,omitempty"`
+	// Shaped says the gateway has already done to this http stream's
+	// requests what the service's HTTPShape asks, so the agent passes
+	// the stream to the app unparsed.
+	Shaped bool `json:"shaped,omitempty"`
 }
 
 // maxHeader bounds a header or reply; both are small JSON objects.

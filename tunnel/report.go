@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"iter"
+	"log/slog"
 	"time"
 )
 
@@ -29,6 +30,31 @@ type ServiceState struct {
 	Ready bool   `json:"ready"`
 	// Error says why a service is not ready (failed to start, exited).
 	Error string `json:"error,omitempty"`
+	// Shape, set by agents that can pass an HTTP service's streams
+	// through unparsed, is what the gateway must do to each request
+	// before it reaches the app (see Header.Shaped). Agents without it
+	// shape requests themselves, one HTTP hop more.
+	Shape *HTTPShape `json:"shape,omitempty"`
+}
+
+// HTTPShape is how requests to an HTTP service differ from what the
+// browser sent the gateway.
+type HTTPShape struct {
+	// StripPrefix says the app is served at "/": the gateway's
+	// /s/{session}/{service} path prefix is removed (and passed in
+	// X-Forwarded-Prefix).
+	StripPrefix bool `json:"strip_prefix,omitempty"`
+	// AuthHeader and AuthValue are the credential the agent gave the app
+	// (a Jupyter token, say), added to every request. The value is a
+	// secret: it lives in the gateway's memory only, never in its
+	// database or logs (LogValue).
+	AuthHeader string `json:"auth_header,omitempty"`
+	AuthValue  string `json:"auth_value,omitempty"`
+}
+
+// LogValue keeps the app's credential out of logs.
+func (s HTTPShape) LogValue() slog.Value {
+	return slog.GroupValue(slog.Bool("strip_prefix", s.StripPrefix), slog.String("auth_header", s.AuthHeader))
 }
 
 // Metrics is the job's resource use.

@@ -311,8 +311,8 @@ func (a *Agent) serveStream(s *tunnel.Stream) {
 			s.Reject(a.noService(h.Service, "http"))
 			return
 		}
-		if svc.streams == nil {
-			// Nothing to change in the app's requests: the
+		if svc.streams == nil || h.Shaped {
+			// Nothing (left) to change in the app's requests: the
 			// gateway's HTTP goes straight through, unparsed.
 			a.spliceStream(s, svc.dial)
 			return

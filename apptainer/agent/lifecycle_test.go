@@ -100,6 +100,40 @@ func TestInteractiveSession(t *testing.T) {
 	if !strings.Contains(string(b), " 200 ") {
 		t.Errorf("TCP stream to the app: %q; want 200 (the agent adds the service's token)", b)
 	}
+	// A gateway that shapes requests itself learns how from the report,
+	// and its Shaped streams reach the app unparsed: the agent adds
+	// nothing, so the request without the token is refused and the one
+	// with it answered.
+	var shape *tunnel.HTTPShape
+	for _, sv := range g.waitReport(t, "the services ready", allReady("app", "sock", "base")).Services {
+		switch {
+		case sv.Name == "app":
+			shape = sv.Shape
+		case sv.Name == "sock" && (sv.Shape == nil || !sv.Shape.StripPrefix || sv.Shape.AuthHeader != ""):
+			t.Errorf("service sock's shape %+v; want the prefix stripped and no credential", sv.Shape)
+		case sv.Name == "base" && sv.Shape != nil:
+			t.Errorf("service base's shape %+v; want none (its requests need no change)", sv.Shape)
+		}
+	}
+	if shape == nil || !shape.StripPrefix || shape.AuthHeader != "Authorization" || !strings.HasPrefix(shape.AuthValue, "Bearer ") {
+		t.Fatalf("service app's shape %+v; want the prefix stripped and its bearer token", shape)
+	}
+	for _, tc := range []struct {
+		header string
+		want   string
+	}{{"", " 403 "}, {"Authorization: " + shape.AuthValue + "\r\n", " 200 "}} {
+		s, err := current().OpenStream(context.Background(), tunnel.Header{Kind: tunnel.KindHTTP, Service: "app", Shaped: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(s, "GET /x HTTP/1.0\r\n"+tc.header+"\r\n")
+		b, _ := io.ReadAll(s)
+		s.Close()
+		if !strings.Contains(string(b), tc.want) {
+			t.Errorf("shaped stream with header %q: %q; want%s", strings.TrimSpace(tc.header), b, tc.want)
+		}
+	}
+
 	// The app's port itself still refuses anyone without the token, such
 	// as another user on the node.
 	if svc := ra.agent.service("app"); svc == nil || svc.network != "tcp" {

@@ -96,10 +96,13 @@ func (a *Agent) startService(cfg Service) (*service, error) {
 		env[i] = expand(kv)
 	}
 	if cfg.Protocol == "http" && (svc.auth[0] != "" || !cfg.BaseURL) {
-		// Only a service whose requests need changing (its credentials
-		// added, the gateway's prefix stripped) is served through a
-		// proxy here; the others' streams are spliced to the app
-		// (serveStream), one HTTP hop fewer.
+		// A service whose requests need changing (its credentials added,
+		// the gateway's prefix stripped) says how in its reports, and
+		// the gateway does it: its http streams come Shaped and are
+		// spliced to the app like the others' (serveStream). The proxy
+		// here serves what the gateway does not shape: forwarded ports
+		// (tcp streams), and gateways that predate shaping.
+		svc.state.Shape = &tunnel.HTTPShape{StripPrefix: !cfg.BaseURL, AuthHeader: svc.auth[0], AuthValue: svc.auth[1]}
 		svc.streams = newStreamListener()
 		svc.srv = &http.Server{Handler: a.serviceProxy(svc), ReadHeaderTimeout: time.Minute}
 		go svc.srv.Serve(svc.streams)
