@@ -69,8 +69,8 @@ type appTargetKey struct{}
 func newAppProxy(s *Server, domain string) *appProxy {
 	p := &appProxy{s: s, domain: strings.ToLower(strings.TrimPrefix(domain, ".")), transports: map[transportKey]*http.Transport{}}
 	p.proxy = &httputil.ReverseProxy{
-		Rewrite:       p.rewrite,
-		Transport:     roundTripperFunc(p.roundTrip),
+		Rewrite:   p.rewrite,
+		Transport: roundTripperFunc(p.roundTrip),
 		// Responses of unknown length (server-sent events, streamed
 		// output) are flushed on every write by ReverseProxy itself;
 		// one of known length goes out in as few writes as it fits.
