@@ -175,7 +175,7 @@ func Dial(ctx context.Context, cfg DialConfig) (*Conn, error) {
 		TLSClientConfig:  cfg.TLS,
 		HandshakeTimeout: ka.Timeout,
 		ReadBufferSize:   64 << 10,
-		WriteBufferSize:  64 << 10,
+		// gorilla writes the hello only; wsConn frames the rest itself.
 	}
 	ws, resp, err := d.DialContext(ctx, cfg.URL, cfg.Header)
 	if err != nil {
@@ -234,7 +234,6 @@ func Accept(w http.ResponseWriter, r *http.Request, cfg AcceptConfig) (*Conn, er
 	u := websocket.Upgrader{
 		HandshakeTimeout: ka.Timeout,
 		ReadBufferSize:   64 << 10,
-		WriteBufferSize:  64 << 10,
 		// Agents are not browsers: they authenticate with the session's
 		// secret, not with ambient cookies, so the origin proves nothing.
 		CheckOrigin: func(*http.Request) bool { return true },
@@ -276,7 +275,7 @@ func Accept(w http.ResponseWriter, r *http.Request, cfg AcceptConfig) (*Conn, er
 }
 
 func newConn(ws *websocket.Conn, ka Keepalive, logger *slog.Logger, gateway bool, sessionID, version string) (*Conn, error) {
-	wc := newWSConn(ws, ka)
+	wc := newWSConn(ws, ka, !gateway)
 	yc := yamux.DefaultConfig()
 	yc.KeepAliveInterval = ka.Interval
 	yc.ConnectionWriteTimeout = ka.Timeout

@@ -2,9 +2,13 @@ package tunnel
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -31,34 +35,87 @@ func (k Keepalive) withDefaults() Keepalive {
 }
 
 // wsConn carries a byte stream over a WebSocket's binary messages, so that
-// yamux can run over it. One goroutine reads (yamux's receive loop) and one
-// writes (its send loop); control frames are safe alongside both.
+// yamux can run over it. gorilla/websocket parses what arrives; what leaves
+// is framed here, because batching is the point of this type:
+//
+// yamux's send loop writes one frame at a time and, through Stream.Write,
+// makes the stream's writer wait for each. If Write went to the socket, each
+// 32 KiB that io.Copy hands a stream would cost a WebSocket message, a
+// system call and two goroutine switches on the sender's critical path.
+// Instead Write appends to the message being gathered (masking on the way
+// when this end is the client, RFC 6455 §5.3, so the bytes are touched
+// once) and returns; a flusher goroutine sends all that is pending as one
+// message in one write. When the connection is idle a frame goes out at
+// once (the flusher is waiting); under load, frames queue up behind the
+// write in progress and share the next message, and the sender prepares
+// them while the kernel copies the previous batch.
+//
+// Every write to the socket after the hello is the flusher's: pings, pongs
+// and the close message are queued to it as well, so gorilla's writer is
+// never used concurrently with it. (gorilla still writes a close frame
+// itself on a protocol error; a Go net.Conn write is atomic, so that frame
+// lands between two of ours, and the connection is closing anyway.)
 type wsConn struct {
-	ws *websocket.Conn
-	ka Keepalive
+	ws     *websocket.Conn
+	nc     net.Conn
+	client bool // this end masks what it sends
+	ka     Keepalive
 
 	r io.Reader // the message being read; nil between messages
+	// aliveDue asks the reader to push the read deadline out at the next
+	// message. Data counts as a sign of life, but setting a deadline costs
+	// a runtime timer update, so it is done once per keepalive interval,
+	// not once per message.
+	aliveDue atomic.Bool
 
-	wmu     sync.Mutex
-	pending []byte // a yamux data header held back to go out with its body
+	mu      sync.Mutex
+	room    sync.Cond // signalled when the flusher takes pending, or fails
+	pending []byte    // msgHeadroom bytes, then the payload of the message being gathered
+	key     [4]byte   // pending's mask key (client)
+	ctrl    []byte    // whole control frames to send after pending
+	closing bool      // ctrl holds the close frame; nothing may follow it
+	err     error     // why writing failed; sticky
+	wake    chan struct{}
 
 	closeOnce sync.Once
-	done      chan struct{}
+	done      chan struct{} // closed by Close
+	flushed   chan struct{} // closed when the flusher has exited
 }
 
-func newWSConn(ws *websocket.Conn, ka Keepalive) *wsConn {
-	c := &wsConn{ws: ws, ka: ka, done: make(chan struct{})}
+const (
+	// msgHeadroom is kept in front of a gathered payload for the largest
+	// WebSocket frame header (2 + 8 length bytes + 4 mask bytes), so that
+	// header and payload go out in one write without a copy.
+	msgHeadroom = 14
+	// maxMessage is where a Write waits for the flusher instead of growing
+	// the gathered message further: it bounds memory (two buffers) and
+	// makes a slow peer push back on yamux, and hence on the streams.
+	maxMessage = 512 << 10
+)
+
+func newWSConn(ws *websocket.Conn, ka Keepalive, client bool) *wsConn {
+	c := &wsConn{
+		ws: ws, nc: ws.NetConn(), client: client, ka: ka,
+		pending: make([]byte, msgHeadroom, 64<<10),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		flushed: make(chan struct{}),
+	}
+	c.room.L = &c.mu
+	c.newKey()
 	alive := func() { ws.SetReadDeadline(time.Now().Add(ka.Timeout)) }
 	alive()
 	ws.SetPongHandler(func(string) error { alive(); return nil })
 	ws.SetPingHandler(func(data string) error {
 		alive()
-		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(ka.Timeout))
-		if err == websocket.ErrCloseSent {
-			return nil
-		}
-		return err
+		c.control(websocket.PongMessage, []byte(data))
+		return nil
 	})
+	ws.SetCloseHandler(func(code int, _ string) error {
+		c.control(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""))
+		return nil
+	})
+	go c.flush()
 	go c.ping()
 	return c
 }
@@ -69,8 +126,8 @@ func (c *wsConn) ping() {
 	for {
 		select {
 		case <-t.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.ka.Timeout)); err != nil {
-				c.Close()
+			c.aliveDue.Store(true)
+			if c.control(websocket.PingMessage, nil) != nil {
 				return
 			}
 		case <-c.done:
@@ -86,7 +143,10 @@ func (c *wsConn) Read(p []byte) (int, error) {
 			if err != nil {
 				return 0, err
 			}
-			c.ws.SetReadDeadline(time.Now().Add(c.ka.Timeout))
+			if c.aliveDue.Load() {
+				c.aliveDue.Store(false)
+				c.ws.SetReadDeadline(time.Now().Add(c.ka.Timeout))
+			}
 			if typ != websocket.BinaryMessage {
 				continue
 			}
@@ -104,51 +164,215 @@ func (c *wsConn) Read(p []byte) (int, error) {
 	}
 }
 
-// yamux writes a frame's 12-byte header and its body in two calls; sending
-// them as one WebSocket message halves the messages on the wire. A header
-// whose type is data (0) and whose length is non-zero is held back until
-// its body arrives.
-const yamuxHeaderSize = 12
-
+// Write adds p to the message being gathered and returns; the flusher
+// sends it. An error from an earlier flush is returned here.
 func (c *wsConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.pending == nil && len(p) == yamuxHeaderSize && p[1] == 0 && binary.BigEndian.Uint32(p[8:]) > 0 {
-		c.pending = append(make([]byte, 0, yamuxHeaderSize), p...)
-		return len(p), nil
+	c.mu.Lock()
+	for c.err == nil && !c.closing && len(c.pending) > msgHeadroom && len(c.pending)+len(p) > maxMessage {
+		c.room.Wait()
 	}
-	c.ws.SetWriteDeadline(time.Now().Add(c.ka.Timeout))
-	w, err := c.ws.NextWriter(websocket.BinaryMessage)
-	if err != nil {
+	if err := c.writeErr(); err != nil {
+		c.mu.Unlock()
 		return 0, err
 	}
-	if c.pending != nil {
-		_, err = w.Write(c.pending)
-		c.pending = nil
-		if err != nil {
-			return 0, err
-		}
+	n := len(c.pending)
+	c.pending = slices.Grow(c.pending, len(p))[:n+len(p)]
+	if c.client {
+		maskCopy(c.pending[n:], p, c.key, n-msgHeadroom)
+	} else {
+		copy(c.pending[n:], p)
 	}
-	n, err := w.Write(p)
-	if err != nil {
-		return n, err
-	}
-	return n, w.Close()
+	c.mu.Unlock()
+	c.kick()
+	return len(p), nil
 }
 
+// writeErr says why nothing more can be written; c.mu is held.
+func (c *wsConn) writeErr() error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.closing {
+		return net.ErrClosed
+	}
+	return nil
+}
+
+func (c *wsConn) kick() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// control queues a ping, pong or close frame.
+func (c *wsConn) control(op int, payload []byte) error {
+	c.mu.Lock()
+	if err := c.writeErr(); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	var key [4]byte
+	if c.client {
+		key = randomKey()
+	}
+	c.ctrl = appendFrameHeader(c.ctrl, op, len(payload), c.client, key)
+	n := len(c.ctrl)
+	c.ctrl = append(c.ctrl, payload...)
+	if c.client {
+		maskCopy(c.ctrl[n:], payload, key, 0)
+	}
+	if op == websocket.CloseMessage {
+		c.closing = true
+	}
+	c.mu.Unlock()
+	c.kick()
+	return nil
+}
+
+func (c *wsConn) newKey() {
+	if c.client {
+		c.key = randomKey()
+	}
+}
+
+// randomKey is a mask key. RFC 6455 asks for unpredictable keys so that
+// a script cannot choose the bytes an intermediary sees; math/rand/v2's
+// generator is ChaCha8, seeded from the OS.
+func randomKey() [4]byte {
+	var k [4]byte
+	binary.LittleEndian.PutUint32(k[:], rand.Uint32())
+	return k
+}
+
+// flush sends what Write and control gathered until the close frame is
+// out or a write fails.
+func (c *wsConn) flush() {
+	defer close(c.flushed)
+	spare := make([]byte, msgHeadroom, 64<<10)
+	var deadlineSet time.Time
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+		}
+		c.mu.Lock()
+		msg, key, ctrl, last := c.pending, c.key, c.ctrl, c.closing
+		c.pending, c.ctrl = spare[:msgHeadroom], nil
+		c.newKey()
+		c.room.Broadcast()
+		c.mu.Unlock()
+
+		// The write deadline is what notices a peer that stopped reading.
+		// Moving it costs a runtime timer update, so it moves once per
+		// keepalive interval: a stuck write then fails after between
+		// Timeout-Interval and Timeout.
+		if now := time.Now(); last || now.Sub(deadlineSet) > c.ka.Interval {
+			d := now.Add(c.ka.Timeout)
+			if last {
+				d = now.Add(time.Second)
+			}
+			c.nc.SetWriteDeadline(d)
+			deadlineSet = now
+		}
+		var err error
+		if payload := len(msg) - msgHeadroom; payload > 0 {
+			var h [msgHeadroom]byte
+			hdr := appendFrameHeader(h[:0], websocket.BinaryMessage, payload, c.client, key)
+			start := msgHeadroom - len(hdr)
+			copy(msg[start:], hdr)
+			_, err = c.nc.Write(msg[start:])
+		}
+		if err == nil && len(ctrl) > 0 {
+			_, err = c.nc.Write(ctrl)
+		}
+		spare = msg
+		if err != nil {
+			c.mu.Lock()
+			c.err = err
+			c.room.Broadcast()
+			c.mu.Unlock()
+			// The reader fails too, and yamux shuts the session down.
+			c.nc.Close()
+			return
+		}
+		if last {
+			return
+		}
+	}
+}
+
+// appendFrameHeader appends the header of an unfragmented frame.
+func appendFrameHeader(b []byte, op, n int, masked bool, key [4]byte) []byte {
+	const fin, maskBit = 0x80, 0x80
+	b = append(b, fin|byte(op))
+	var m byte
+	if masked {
+		m = maskBit
+	}
+	switch {
+	case n < 126:
+		b = append(b, m|byte(n))
+	case n <= 0xffff:
+		b = append(b, m|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, m|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	if masked {
+		b = append(b, key[:]...)
+	}
+	return b
+}
+
+// maskCopy sets dst[i] = src[i] ^ key[(pos+i)%4], where pos is src's
+// offset in the frame's payload: one pass that copies and masks, eight
+// bytes at a time.
+func maskCopy(dst, src []byte, key [4]byte, pos int) {
+	dst = dst[:len(src)]
+	var k8 [8]byte
+	for i := range k8 {
+		k8[i] = key[(pos+i)&3]
+	}
+	k := binary.LittleEndian.Uint64(k8[:])
+	for len(src) >= 32 {
+		binary.LittleEndian.PutUint64(dst[0:], binary.LittleEndian.Uint64(src[0:])^k)
+		binary.LittleEndian.PutUint64(dst[8:], binary.LittleEndian.Uint64(src[8:])^k)
+		binary.LittleEndian.PutUint64(dst[16:], binary.LittleEndian.Uint64(src[16:])^k)
+		binary.LittleEndian.PutUint64(dst[24:], binary.LittleEndian.Uint64(src[24:])^k)
+		src, dst = src[32:], dst[32:]
+	}
+	for len(src) >= 8 {
+		binary.LittleEndian.PutUint64(dst, binary.LittleEndian.Uint64(src)^k)
+		src, dst = src[8:], dst[8:]
+	}
+	for i := range src {
+		dst[i] = src[i] ^ k8[i]
+	}
+}
+
+// Close sends the close message after whatever is pending (waiting up to a
+// second for it to go out) and closes the socket.
 func (c *wsConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.control(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 		close(c.done)
-		c.ws.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-		err = c.ws.Close()
+		select {
+		case <-c.flushed:
+		case <-time.After(2 * time.Second):
+		}
+		err = c.nc.Close()
+		if errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
 	})
 	return err
 }
 
-func (c *wsConn) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
-func (c *wsConn) RemoteAddr() net.Addr               { return c.ws.RemoteAddr() }
-func (c *wsConn) SetDeadline(t time.Time) error      { return c.ws.NetConn().SetDeadline(t) }
-func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
+func (c *wsConn) LocalAddr() net.Addr                { return c.nc.LocalAddr() }
+func (c *wsConn) RemoteAddr() net.Addr               { return c.nc.RemoteAddr() }
+func (c *wsConn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
+func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
+func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
