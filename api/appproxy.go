@@ -36,16 +36,16 @@ import (
 // app requests are not API calls: bodies of any size stream through, and
 // they are not in the OpenAPI document.
 
-// appProxy holds the reverse proxy and a Transport per (agent tunnel,
-// service): a Transport pools connections per host, and each of its
-// connections is a tunnel stream, so a pool must never mix tunnels.
+// appProxy holds the reverse proxy and a transport per (agent tunnel,
+// service): each keeps that service's idle tunnel streams for the next
+// request, so one must never mix tunnels or services.
 type appProxy struct {
 	s      *Server
 	domain string // the wildcard base domain, e.g. "apps.example.org"; "" disables subdomain mode
 	proxy  *httputil.ReverseProxy
 
 	mu         sync.Mutex
-	transports map[transportKey]*http.Transport
+	transports map[transportKey]*tunnel.HTTPTransport
 }
 
 type transportKey struct {
@@ -67,7 +67,7 @@ type appTarget struct {
 type appTargetKey struct{}
 
 func newAppProxy(s *Server, domain string) *appProxy {
-	p := &appProxy{s: s, domain: strings.ToLower(strings.TrimPrefix(domain, ".")), transports: map[transportKey]*http.Transport{}}
+	p := &appProxy{s: s, domain: strings.ToLower(strings.TrimPrefix(domain, ".")), transports: map[transportKey]*tunnel.HTTPTransport{}}
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
 		Transport: roundTripperFunc(p.roundTrip),
@@ -287,22 +287,20 @@ func (p *appProxy) roundTrip(r *http.Request) (*http.Response, error) {
 	return p.transport(transportKey{t.agent.Conn, t.service, t.shape != nil}).RoundTrip(r)
 }
 
-func (p *appProxy) transport(key transportKey) *http.Transport {
+func (p *appProxy) transport(key transportKey) *tunnel.HTTPTransport {
 	conn := key.conn
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if tr := p.transports[key]; tr != nil {
 		return tr
 	}
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	tr := &tunnel.HTTPTransport{
+		Open: func(ctx context.Context) (net.Conn, error) {
 			return conn.OpenStream(ctx, tunnel.Header{Kind: tunnel.KindHTTP, Service: key.service, Shaped: key.shaped})
 		},
-		// Browsers open several connections per app; each pooled one is a
-		// tunnel stream, cheap to keep.
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true, // pass the app's encoding through untouched
+		// Browsers open several connections per app; each kept one is
+		// a tunnel stream, cheap to keep.
+		MaxIdle: 64,
 	}
 	p.transports[key] = tr
 	first := true
@@ -320,7 +318,7 @@ func (p *appProxy) transport(key transportKey) *http.Transport {
 			defer p.mu.Unlock()
 			for k, tr := range p.transports {
 				if k.conn == conn {
-					tr.CloseIdleConnections()
+					tr.Close()
 					delete(p.transports, k)
 				}
 			}
