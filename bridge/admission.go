@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // usage is what a user, project or domain holds in live sessions. Pending
@@ -65,23 +68,25 @@ type scope struct {
 // and inserting the session are serialised per bounded scope (a domain limit
 // serialises the domain's creates), and every create waiting for such a lock
 // pays for the whole locked section: it must cost no network round trip. So
-// the policies are read first, unlocked (a policy edit is not ordered against
-// admissions anyway), and turned into bounds in Go, which owns their meaning;
-// then one pipeline with one Sync runs admission_check (migration 0007: the
-// locks, the sums, the comparison) and the insert as one implicit
-// transaction, also under the simple protocol (a multi-statement query). The
+// the policies are read first, unlocked (resolve reads them with the rest; a
+// policy edit is not ordered against admissions anyway), and turned into
+// bounds in Go, which owns their meaning; then one pipeline with one Sync
+// runs admission_check (migration 0007: the locks, the sums, the comparison),
+// the insert and the session lock as one implicit transaction. The admission
 // locks are held for the server's work and the commit's flush only; a create
 // with no bounds takes none.
-func (b *Bridge) admit(ctx context.Context, p *sessionPlan) (string, error) {
+//
+// The session lock (see withSessionLock) is taken in the same transaction,
+// so it is held before the row is visible: no reconciler can see the
+// session unlocked, and the creator submits it without reading it back. The
+// caller owns the returned admission and must release it.
+func (b *Bridge) admit(ctx context.Context, p *sessionPlan) (*admission, error) {
 	scopes := []scope{
 		{"user", p.user.Username, "user_id", p.user.ID},
 		{"project", p.project.Path(), "project_id", p.project.ID},
 		{"domain", p.project.Domain, "domain_id", p.project.DomainID},
 	}
-	pols, err := b.scopePolicies(ctx, scopes)
-	if err != nil {
-		return "", err
-	}
+	pols := scopePolicies(p.policies, scopes)
 	var bs []bound
 	for i, s := range scopes {
 		if pols[i] == nil {
@@ -89,12 +94,13 @@ func (b *Bridge) admit(ctx context.Context, p *sessionPlan) (string, error) {
 		}
 		more, err := bounds(s, *pols[i], p.req, p.sg.Name)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		bs = append(bs, more...)
 	}
 
-	id := newSessionID()
+	ad := &admission{id: newSessionID()}
+	ad.lockKey = sessionLockKey(ad.id)
 	var key *string
 	if p.req.IdempotencyKey != "" {
 		key = &p.req.IdempotencyKey
@@ -103,11 +109,19 @@ func (b *Bridge) admit(ctx context.Context, p *sessionPlan) (string, error) {
 	if p.req.MaxWaitS > 0 {
 		maxWait = &p.req.MaxWaitS
 	}
-	env := p.req.Environment
+	env := maps.Clone(p.req.Environment)
 	if env == nil {
 		env = map[string]string{}
 	}
 	outDir := filepath.Join(b.cfg.JobOutputDir, p.user.Username)
+	// The agent's secret is issued with the row: one commit fewer on the
+	// create path. A resubmission by the reconciler issues a new one.
+	var secretHash []byte
+	if b.cfg.AgentBinary != "" {
+		raw := make([]byte, agentSecretBytes)
+		rand.Read(raw)
+		ad.secret, secretHash = base64.RawURLEncoding.EncodeToString(raw), hashSecret(raw)
+	}
 
 	batch := &pgx.Batch{}
 	if len(bs) > 0 {
@@ -120,59 +134,93 @@ func (b *Bridge) admit(ctx context.Context, p *sessionPlan) (string, error) {
 		batch.Queue(`SELECT admission_check($1, $2, $3, $4, $5, $6, $7, $8)`,
 			p.project.DomainID, p.project.ID, p.user.ID, kinds, metrics, types, maxes, asked)
 	}
-	// The session and its first event in one statement.
+	// The session, its first event and its agent's secret in one statement.
 	batch.Queue(`WITH s AS (
 			INSERT INTO sessions (id, name, user_id, project_id, domain_id, scaling_group, partition,
 				type, image, cpus, memory_mb, gpus, gpu_type, time_limit_s, environment, command, mounts, idempotency_key,
 				max_wait_s, state, sub_state, stdout_path, stderr_path)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $23, $17, $18, 'PENDING', $19, $20, $21)
-			RETURNING id)
-		INSERT INTO session_events (session_id, kind, from_state, to_state, message)
-			SELECT id, 'created', '', 'PENDING', $22 FROM s`,
-		id, p.req.Name, p.user.ID, p.project.ID, p.project.DomainID, p.sg.Name, p.sg.Partitions[0], p.req.Type,
+			RETURNING id, created_at),
+		e AS (INSERT INTO session_events (session_id, kind, from_state, to_state, message)
+			SELECT id, 'created', '', 'PENDING', $22 FROM s),
+		a AS (INSERT INTO session_agents (session_id, secret_hash) SELECT id, $24 FROM s WHERE $24::bytea IS NOT NULL)
+		SELECT created_at FROM s`,
+		ad.id, p.req.Name, p.user.ID, p.project.ID, p.project.DomainID, p.sg.Name, p.sg.Partitions[0], p.req.Type,
 		p.image.Ref(), p.req.CPUs, p.req.MemoryMB, p.req.GPUs, p.req.GPUType, p.req.TimeLimitS, env, p.req.Command,
-		key, maxWait, subSubmitting, filepath.Join(outDir, id+".out"), filepath.Join(outDir, id+".err"),
+		key, maxWait, subSubmitting, filepath.Join(outDir, ad.id+".out"), filepath.Join(outDir, ad.id+".err"),
 		fmt.Sprintf("%s session: %s, %d CPUs, %d MiB, %s in %s", p.req.Type, p.image.Ref(), p.req.CPUs, p.req.MemoryMB, gpuWords(p.req.GPUs, p.req.GPUType), p.sg.Name),
-		p.mounts)
-	err = b.db.SendBatch(ctx, batch).Close()
-	if err == nil {
-		return id, nil
+		p.mounts, secretHash).QueryRow(func(r pgx.Row) error { return r.Scan(&ad.createdAt) })
+	// Last, so that a refusal or a failed insert never takes it.
+	batch.Queue(`SELECT pg_try_advisory_lock(8, $1::int)`, ad.lockKey).QueryRow(func(r pgx.Row) error { return r.Scan(&ad.locked) })
+
+	conn, err := b.db.Acquire(ctx)
+	if err != nil {
+		return nil, err
 	}
+	ad.conn = conn
+	err = conn.SendBatch(ctx, batch).Close()
+	if err == nil {
+		ad.session = p.session(ad.id, ad.createdAt, env, key, maxWait, outDir)
+		return ad, nil
+	}
+	ad.locked = true // whether or not the commit failed after it: unlock
+	ad.release(ctx)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == quotaSQLState {
 		var i int
 		var inUse int64
 		if _, serr := fmt.Sscan(pgErr.Detail, &i, &inUse); serr != nil || i < 0 || i >= len(bs) {
-			return "", fmt.Errorf("admission_check refused with detail %q: %w", pgErr.Detail, err)
+			return nil, fmt.Errorf("admission_check refused with detail %q: %w", pgErr.Detail, err)
 		}
-		return "", bs[i].refusal(inUse)
+		return nil, bs[i].refusal(inUse)
 	}
 	err = dbError(err, "session with idempotency key "+p.req.IdempotencyKey)
 	if KindOf(err) == KindConflict && p.req.IdempotencyKey != "" {
 		// A concurrent create with the same key won; theirs is ours.
 		if s, err2 := b.sessionByKey(ctx, p.user.ID, p.req.IdempotencyKey); err2 == nil {
-			return s.ID, nil
+			return &admission{id: s.ID, session: s}, nil
 		}
 	}
-	return "", err
+	return nil, err
+}
+
+// admission is a session admit has recorded. When locked, this gateway holds
+// the session lock on conn, taken before the row became visible, and session
+// is the row as written; otherwise someone else submits it (the reconciler,
+// or the create that won a race on the idempotency key).
+type admission struct {
+	id        string
+	session   Session
+	createdAt time.Time
+	secret    string // the agent's secret, issued with the row; "" without an agent
+	conn      *pgxpool.Conn
+	lockKey   int32
+	locked    bool
+}
+
+// release gives up the session lock and the connection holding it. A lock
+// that cannot be given up back is dropped with its connection, so a lock
+// never outlives its use on a pooled connection.
+func (ad *admission) release(ctx context.Context) {
+	if ad.conn == nil {
+		return
+	}
+	if ad.locked {
+		if _, err := ad.conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(8, $1::int)`, ad.lockKey); err != nil {
+			ad.conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+		ad.locked = false
+	}
+	ad.conn.Release()
+	ad.conn = nil
 }
 
 // quotaSQLState is what admission_check raises for a broken bound.
 const quotaSQLState = "SGQ01"
 
-// scopePolicies reads the policies of scopes in one query; nil where a scope
+// scopePolicies picks the policies of scopes out of pols; nil where a scope
 // has none.
-func (b *Bridge) scopePolicies(ctx context.Context, scopes []scope) ([]*Policy, error) {
-	ids := make([]int64, len(scopes))
-	for i, s := range scopes {
-		ids[i] = s.id
-	}
-	rows, _ := b.db.Query(ctx, `SELECT `+policyCols+` FROM policies
-		WHERE user_id = $1 OR project_id = $2 OR domain_id = $3`, ids[0], ids[1], ids[2])
-	pols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Policy, error) { return scanPolicy(r) })
-	if err != nil {
-		return nil, err
-	}
+func scopePolicies(pols []Policy, scopes []scope) []*Policy {
 	out := make([]*Policy, len(scopes))
 	for i := range pols {
 		for j, s := range scopes {
@@ -181,7 +229,7 @@ func (b *Bridge) scopePolicies(ctx context.Context, scopes []scope) ([]*Policy, 
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // bound is one quota a new session must fit: the scope's use of metric, over

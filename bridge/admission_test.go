@@ -20,7 +20,12 @@ func (w *world) admitOnly(ctx context.Context, a Actor, req SessionRequest) (str
 	if err != nil {
 		return "", err
 	}
-	return w.b.admit(ctx, p)
+	ad, err := w.b.admit(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	ad.release(ctx)
+	return ad.id, nil
 }
 
 // resetAdmission lifts every policy and ends every session of the world.

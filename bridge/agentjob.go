@@ -29,6 +29,12 @@ func (b *Bridge) agentScript(ctx context.Context, s Session, img Image, sg Scali
 	if err != nil {
 		return "", err
 	}
+	return b.agentScriptWith(s, img, sg, secret)
+}
+
+// agentScriptWith is agentScript with the secret already issued
+// (CreateSession issues it in the transaction that records the session).
+func (b *Bridge) agentScriptWith(s Session, img Image, sg ScalingGroup, secret string) (string, error) {
 	cfg := agent.Config{
 		SessionID:   s.ID,
 		GatewayURL:  b.cfg.TunnelURL,

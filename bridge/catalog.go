@@ -101,13 +101,21 @@ func (b *Bridge) CreateScalingGroup(ctx context.Context, a Actor, sg ScalingGrou
 
 // ScalingGroups lists all scaling groups; every user may read the catalogue.
 func (b *Bridge) ScalingGroups(ctx context.Context) ([]ScalingGroup, error) {
-	rows, _ := b.db.Query(ctx, `SELECT name, description, cluster, partitions, gpu_types, runtime FROM scaling_groups ORDER BY name`)
+	rows, _ := b.db.Query(ctx, scalingGroupSelect+` ORDER BY name`)
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[ScalingGroup])
 }
 
+// scalingGroupSelect, presetSelect and imageSelect read catalogue entries
+// as pgx.RowToStructByPos scans them; CreateSession's reads use them too.
+const (
+	scalingGroupSelect = `SELECT name, description, cluster, partitions, gpu_types, runtime FROM scaling_groups`
+	presetSelect       = `SELECT name, description, cpus, memory_mb, gpus, gpu_type, time_limit_s FROM presets`
+	imageSelect        = `SELECT name, tag, location, runtime, labels, created_at, architecture, info FROM images`
+)
+
 // ScalingGroup returns one scaling group.
 func (b *Bridge) ScalingGroup(ctx context.Context, name string) (ScalingGroup, error) {
-	rows, _ := b.db.Query(ctx, `SELECT name, description, cluster, partitions, gpu_types, runtime FROM scaling_groups WHERE name = $1`, name)
+	rows, _ := b.db.Query(ctx, scalingGroupSelect+` WHERE name = $1`, name)
 	sg, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[ScalingGroup])
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ScalingGroup{}, notFound("scaling group", name)
@@ -157,12 +165,12 @@ func (b *Bridge) CreatePreset(ctx context.Context, a Actor, p Preset) (Preset, e
 
 // Presets lists the resource presets.
 func (b *Bridge) Presets(ctx context.Context) ([]Preset, error) {
-	rows, _ := b.db.Query(ctx, `SELECT name, description, cpus, memory_mb, gpus, gpu_type, time_limit_s FROM presets ORDER BY name`)
+	rows, _ := b.db.Query(ctx, presetSelect+` ORDER BY name`)
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[Preset])
 }
 
 func (b *Bridge) preset(ctx context.Context, name string) (Preset, error) {
-	rows, _ := b.db.Query(ctx, `SELECT name, description, cpus, memory_mb, gpus, gpu_type, time_limit_s FROM presets WHERE name = $1`, name)
+	rows, _ := b.db.Query(ctx, presetSelect+` WHERE name = $1`, name)
 	p, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[Preset])
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Preset{}, invalid("preset", "preset %q does not exist; `GET /api/v1/presets` lists them", name)
@@ -244,14 +252,14 @@ func inspectImage(img *Image) error {
 
 // Images lists the image catalogue.
 func (b *Bridge) Images(ctx context.Context) ([]Image, error) {
-	rows, _ := b.db.Query(ctx, `SELECT name, tag, location, runtime, labels, created_at, architecture, info FROM images ORDER BY name, tag`)
+	rows, _ := b.db.Query(ctx, imageSelect+` ORDER BY name, tag`)
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[Image])
 }
 
 // Image resolves "name[:tag]" ("latest" when the tag is omitted).
 func (b *Bridge) Image(ctx context.Context, ref string) (Image, error) {
 	name, tag := splitImageRef(ref)
-	rows, _ := b.db.Query(ctx, `SELECT name, tag, location, runtime, labels, created_at, architecture, info FROM images WHERE name = $1 AND tag = $2`, name, tag)
+	rows, _ := b.db.Query(ctx, imageSelect+` WHERE name = $1 AND tag = $2`, name, tag)
 	img, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[Image])
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Image{}, notFound("image", name+":"+tag)

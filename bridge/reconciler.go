@@ -154,7 +154,7 @@ func (b *Bridge) ReconcileOnce(ctx context.Context) (st ReconcileStats, err erro
 		var err error
 		switch {
 		case s.SubState == subSubmitting:
-			_, err = b.submitOrAdopt(ctx, s.ID, job, nil)
+			_, err = b.submitOrAdopt(ctx, s.ID, job)
 			if job == nil {
 				st.SlurmRequests++
 			}

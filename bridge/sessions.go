@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"maps"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -167,6 +169,10 @@ type sessionPlan struct {
 	image   Image
 	runtime string
 	mounts  []SessionMount // never nil: the row's mounts column is NOT NULL
+	// policies may bind the session (admit picks its scopes'); existing is
+	// the session already created with req.IdempotencyKey, if any.
+	policies []Policy
+	existing *Session
 }
 
 // resolve validates req for actor and fills in defaults. It writes nothing.
@@ -211,12 +217,18 @@ func (b *Bridge) resolve(ctx context.Context, a Actor, req SessionRequest) (*ses
 		return nil, invalid("max_wait_s", "max_wait_s must not be negative")
 	}
 
+	r, err := b.resolveReads(ctx, a, req)
+	if err != nil {
+		return nil, err
+	}
+	p.policies, p.existing = r.policies, r.existing
+
 	// Resources: a preset, overridden by explicit values.
 	if req.Preset != "" {
-		pr, err := b.preset(ctx, req.Preset)
-		if err != nil {
-			return nil, err
+		if r.preset == nil {
+			return nil, invalid("preset", "preset %q does not exist; `GET /api/v1/presets` lists them", req.Preset)
 		}
+		pr := *r.preset
 		p.req.CPUs = cmpOr(req.CPUs, pr.CPUs)
 		p.req.MemoryMB = cmpOr(req.MemoryMB, pr.MemoryMB)
 		if req.GPUs == 0 {
@@ -243,33 +255,29 @@ func (b *Bridge) resolve(ctx context.Context, a Actor, req SessionRequest) (*ses
 	p.req.MemoryMB = cmpOr(p.req.MemoryMB, 1024)
 	p.req.TimeLimitS = cmpOr(p.req.TimeLimitS, int64(defaultTimeLimit/time.Second))
 
-	user, err := b.userByID(ctx, b.db, a.UserID)
-	if err != nil {
+	if r.user == nil {
 		return nil, forbidden("only registered users run sessions")
 	}
-	if user.Status != "active" {
-		return nil, forbidden("user %s is %s", user.Username, user.Status)
+	if r.user.Status != "active" {
+		return nil, forbidden("user %s is %s", r.user.Username, r.user.Status)
 	}
-	p.user = user
+	p.user = *r.user
 
 	if req.Project == "" {
-		projects, err := b.memberProjects(ctx, a.UserID)
-		if err != nil {
-			return nil, err
+		if len(r.projects) != 1 {
+			return nil, invalid("project", "you belong to %d projects; say which one with project (domain/project)", len(r.projects))
 		}
-		if len(projects) != 1 {
-			return nil, invalid("project", "you belong to %d projects; say which one with project (domain/project)", len(projects))
-		}
-		p.project = projects[0]
+		p.project = r.projects[0].Project
 	} else {
-		pr, err := b.ProjectByPath(ctx, a, req.Project)
-		if err != nil {
+		// Visible to its members and its domain's admins; only members run
+		// sessions in it.
+		if len(r.projects) == 0 || (r.projects[0].role == "" && !a.adminsDomain(r.projects[0].DomainID)) {
 			return nil, invalid("project", "project %q does not exist or you are not a member", req.Project)
 		}
-		p.project = pr
-	}
-	if role, _, err := projectRole(ctx, b.db, a, p.project.ID); err != nil || role == "" {
-		return nil, invalid("project", "you are not a member of project %s; sessions run in a project you belong to", p.project.Path())
+		if r.projects[0].role == "" {
+			return nil, invalid("project", "you are not a member of project %s; sessions run in a project you belong to", r.projects[0].Path())
+		}
+		p.project = r.projects[0].Project
 	}
 	if !p.project.Active {
 		return nil, invalid("project", "project %s is deactivated", p.project.Path())
@@ -278,10 +286,10 @@ func (b *Bridge) resolve(ctx context.Context, a Actor, req SessionRequest) (*ses
 	if req.ScalingGroup == "" {
 		return nil, invalid("scaling_group", "scaling_group is required; `GET /api/v1/scaling-groups` lists them")
 	}
-	sg, err := b.ScalingGroup(ctx, req.ScalingGroup)
-	if err != nil {
+	if r.sg == nil {
 		return nil, invalid("scaling_group", "scaling group %q does not exist", req.ScalingGroup)
 	}
+	sg := *r.sg
 	p.sg = sg
 	if p.req.GPUs > 0 {
 		if len(sg.GPUTypes) == 0 {
@@ -297,16 +305,118 @@ func (b *Bridge) resolve(ctx context.Context, a Actor, req SessionRequest) (*ses
 	if req.Image == "" {
 		return nil, invalid("image", "image is required; `GET /api/v1/images` lists them")
 	}
-	img, err := b.Image(ctx, req.Image)
-	if err != nil {
+	if r.image == nil {
 		return nil, invalid("image", "image %q is not in the catalogue; `GET /api/v1/images` lists them", req.Image)
 	}
-	p.image = img
-	p.runtime = cmpOr(img.Runtime, sg.Runtime)
+	p.image = *r.image
+	p.runtime = cmpOr(p.image.Runtime, sg.Runtime)
 	if p.mounts, err = b.sessionMounts(ctx, a, p.runtime, req.Mounts); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// resolved is what resolve reads from the database; nil (or empty) where a
+// row does not exist.
+type resolved struct {
+	preset   *Preset
+	user     *User
+	projects []memberProject // the named project, or the user's active ones
+	sg       *ScalingGroup
+	image    *Image
+	// policies are every policy that may bind the session: the user's and
+	// those of the projects the user belongs to and of their domains. admit
+	// picks the session's own.
+	policies []Policy
+	existing *Session // the session holding req.IdempotencyKey
+}
+
+// memberProject is a project with the actor's role in it ("" if none).
+type memberProject struct {
+	Project
+	role string
+}
+
+// resolveReads reads everything resolve needs in one pipelined round trip:
+// on the create path each round trip costs the gateway and PostgreSQL a
+// wakeup apiece, and the create waits for every one. resolve checks the
+// results afterwards in the order a person would fix them.
+func (b *Bridge) resolveReads(ctx context.Context, a Actor, req SessionRequest) (resolved, error) {
+	var r resolved
+	batch := &pgx.Batch{}
+	if req.Preset != "" {
+		batch.Queue(presetSelect+` WHERE name = $1`, req.Preset).Query(func(rows pgx.Rows) error {
+			return optional(&r.preset)(pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[Preset]))
+		})
+	}
+	batch.Queue(`SELECT `+userCols+` FROM users u JOIN domains d ON d.id = u.domain_id WHERE u.id = $1`, a.UserID).
+		Query(func(rows pgx.Rows) error {
+			return optional(&r.user)(pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) }))
+		})
+	scanMember := func(row pgx.CollectableRow) (memberProject, error) {
+		var m memberProject
+		var err error
+		m.Project, err = scanProject(extraCols{row, []any{&m.role}})
+		return m, err
+	}
+	collectProjects := func(rows pgx.Rows) (err error) {
+		r.projects, err = pgx.CollectRows(rows, scanMember)
+		return err
+	}
+	if req.Project == "" {
+		batch.Queue(`SELECT `+projectCols+`, m.role FROM projects p JOIN domains d ON d.id = p.domain_id
+			JOIN memberships m ON m.project_id = p.id WHERE m.user_id = $1 AND p.active ORDER BY d.name, p.name`, a.UserID).
+			Query(collectProjects)
+	} else {
+		domain, name, ok := strings.Cut(req.Project, "/")
+		if !ok {
+			return r, invalid("project", "project %q does not exist or you are not a member", req.Project)
+		}
+		batch.Queue(`SELECT `+projectCols+`, COALESCE(m.role, '') FROM projects p JOIN domains d ON d.id = p.domain_id
+			LEFT JOIN memberships m ON m.project_id = p.id AND m.user_id = $3 WHERE d.name = $1 AND p.name = $2`,
+			domain, name, a.UserID).Query(collectProjects)
+	}
+	if req.ScalingGroup != "" {
+		batch.Queue(scalingGroupSelect+` WHERE name = $1`, req.ScalingGroup).Query(func(rows pgx.Rows) error {
+			return optional(&r.sg)(pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[ScalingGroup]))
+		})
+	}
+	if req.Image != "" {
+		name, tag := splitImageRef(req.Image)
+		batch.Queue(imageSelect+` WHERE name = $1 AND tag = $2`, name, tag).Query(func(rows pgx.Rows) error {
+			return optional(&r.image)(pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[Image]))
+		})
+	}
+	// A session runs in a project its owner belongs to, and a user's
+	// projects are all in the user's domain (SetMembership refuses others).
+	batch.Queue(`SELECT `+policyCols+` FROM policies WHERE user_id = $1
+			OR project_id IN (SELECT project_id FROM memberships WHERE user_id = $1)
+			OR domain_id IN (SELECT p.domain_id FROM memberships m JOIN projects p ON p.id = m.project_id WHERE m.user_id = $1)`,
+		a.UserID).Query(func(rows pgx.Rows) (err error) {
+		r.policies, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Policy, error) { return scanPolicy(r) })
+		return err
+	})
+	if req.IdempotencyKey != "" {
+		batch.Queue(`SELECT `+sessionCols+sessionFrom+` WHERE s.user_id = $1 AND s.idempotency_key = $2`, a.UserID, req.IdempotencyKey).
+			Query(func(rows pgx.Rows) error {
+				return optional(&r.existing)(pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (Session, error) { return scanSession(r) }))
+			})
+	}
+	return r, b.db.SendBatch(ctx, batch).Close()
+}
+
+// optional stores a row read as exactly one in *dst, leaves *dst nil for
+// none, and passes other errors on.
+func optional[T any](dst **T) func(T, error) error {
+	return func(v T, err error) error {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err == nil {
+			*dst = &v
+		}
+		return err
+	}
 }
 
 // sessionMounts resolves a session's vfolder mounts within the caller's
@@ -351,42 +461,60 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
-func (b *Bridge) memberProjects(ctx context.Context, userID int64) ([]Project, error) {
-	rows, _ := b.db.Query(ctx, `SELECT `+projectCols+` FROM projects p JOIN domains d ON d.id = p.domain_id
-		JOIN memberships m ON m.project_id = p.id WHERE m.user_id = $1 AND p.active ORDER BY d.name, p.name`, userID)
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Project, error) { return scanProject(r) })
-}
-
 // CreateSession admits, records and submits a session. The row is durable
 // before Slurm hears of it; if the gateway dies in between, the reconciler
 // adopts the job by its comment or submits it once.
+//
+// A create costs three database round trips: resolve's reads, admission
+// with the insert (one commit), and the job id with the event (the second
+// commit).
 func (b *Bridge) CreateSession(ctx context.Context, a Actor, req SessionRequest) (Session, error) {
 	p, err := b.resolve(ctx, a, req)
 	if err != nil {
 		return Session{}, err
 	}
-	if req.IdempotencyKey != "" {
-		if s, err := b.sessionByKey(ctx, a.UserID, req.IdempotencyKey); err == nil {
-			return s, nil
-		}
+	if p.existing != nil {
+		return *p.existing, nil
 	}
-	id, err := b.admit(ctx, p)
+	// Taken before admit's connection: a create holding a connection never
+	// waits here, so creates beyond the limit cannot drain the pool.
+	select {
+	case b.submits <- struct{}{}:
+		defer func() { <-b.submits }()
+	case <-ctx.Done():
+		return Session{}, ctx.Err()
+	}
+	ad, err := b.admit(ctx, p)
 	if err != nil {
 		return Session{}, err
 	}
 	if b.hooks.afterAdmit != nil {
-		if err := b.hooks.afterAdmit(id); err != nil {
+		if err := b.hooks.afterAdmit(ad.id); err != nil {
+			ad.release(ctx)
 			return Session{}, err
 		}
 	}
-	s, ok, err := b.submitOnce(ctx, id, p)
+	s, ok, err := b.submitAdmitted(ctx, p, ad)
 	if err != nil {
-		b.log.Warn("session submit deferred to the reconciler", "session", id, "err", err)
+		b.log.Warn("session submit deferred to the reconciler", "session", ad.id, "err", err)
 	}
 	if ok {
 		return s, nil
 	}
-	return b.sessionByID(ctx, id)
+	return b.sessionByID(ctx, ad.id)
+}
+
+// session is the row admit wrote for p, as sessionByID would read it.
+func (p *sessionPlan) session(id string, createdAt time.Time, env map[string]string, key *string, maxWait *int64, outDir string) Session {
+	return Session{
+		ID: id, Name: p.req.Name, Owner: p.user.Username, OwnerUID: p.user.UID, Project: p.project.Path(),
+		ScalingGroup: p.sg.Name, Partition: p.sg.Partitions[0], Type: p.req.Type, Image: p.image.Ref(),
+		CPUs: p.req.CPUs, MemoryMB: p.req.MemoryMB, GPUs: p.req.GPUs, GPUType: p.req.GPUType, TimeLimitS: p.req.TimeLimitS,
+		Environment: env, Command: p.req.Command, Mounts: p.mounts, State: StatePending, SubState: subSubmitting,
+		MaxWaitS: maxWait, CreatedAt: createdAt,
+		userID: p.user.ID, projectID: p.project.ID, domainID: p.project.DomainID,
+		stdoutPath: filepath.Join(outDir, id+".out"), stderrPath: filepath.Join(outDir, id+".err"), idempotencyKey: key,
+	}
 }
 
 // testHooks lets tests inject crashes at the points that matter.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -472,6 +473,44 @@ func TestSessionIdempotencyKey(t *testing.T) {
 	}
 	if jobs := w.jobsFor(t, a.ID); len(jobs) != 1 {
 		t.Fatalf("%d jobs for an idempotent create, want 1", len(jobs))
+	}
+}
+
+// CreateSession returns the session without reading it back: what it
+// returns must be the row as stored, and it must leave no session lock held.
+func TestSessionCreateReturnsTheStoredRow(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := t.Context()
+	req := w.batch("sleep 30")
+	req.Name, req.Project, req.IdempotencyKey, req.MaxWaitS = "stored", w.project.Path(), "stored-1", 600
+	req.Environment = map[string]string{"ALPHA": "1", "BETA": "two words"}
+	got, err := w.b.CreateSession(ctx, w.alice, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.JobID == nil || got.SubState != subQueued {
+		t.Fatalf("created session: job %v sub-state %q, want submitted", got.JobID, got.SubState)
+	}
+	stored, err := w.b.sessionByID(ctx, got.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.CreatedAt.Equal(stored.CreatedAt) {
+		t.Errorf("created_at %v, stored %v", got.CreatedAt, stored.CreatedAt)
+	}
+	got.CreatedAt = stored.CreatedAt
+	if !reflect.DeepEqual(got, stored) {
+		t.Errorf("CreateSession returned\n%+v\nthe row reads\n%+v", got, stored)
+	}
+	var locks, agents int
+	if err := w.b.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 8 AND database =
+			(SELECT oid FROM pg_database WHERE datname = current_database())),
+		(SELECT count(*) FROM session_agents WHERE session_id = $1)`, got.ID).Scan(&locks, &agents); err != nil {
+		t.Fatal(err)
+	}
+	if locks != 0 || agents != 1 {
+		t.Errorf("after create: %d session locks held (want 0), %d agent secrets (want 1)", locks, agents)
 	}
 }
 

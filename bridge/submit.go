@@ -23,6 +23,14 @@ func jobComment(sessionID string) string { return "slurmgate:" + sessionID }
 // jobCommentPrefix matches every session job.
 const jobCommentPrefix = "slurmgate:"
 
+// sessionLockKey is the second key of a session's advisory lock (the first
+// is 8): a hash of its id.
+func sessionLockKey(id string) int32 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return int32(h.Sum64())
+}
+
 // withSessionLock runs fn while holding a PostgreSQL advisory lock for the
 // session on a dedicated connection, so only one gateway replica (or one
 // goroutine) submits a given session. It reports false if another holds it.
@@ -32,33 +40,77 @@ func (b *Bridge) withSessionLock(ctx context.Context, id string, fn func() error
 		return false, err
 	}
 	defer conn.Release()
-	h := fnv.New64a()
-	h.Write([]byte(id))
-	key := int64(h.Sum64())
+	key := sessionLockKey(id)
 	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(8, $1::int)`, int32(key)).Scan(&got); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(8, $1::int)`, key).Scan(&got); err != nil {
 		return false, err
 	}
 	if !got {
 		return false, nil
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(8, $1::int)`, int32(key))
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(8, $1::int)`, key)
 	return true, fn()
 }
 
-// submitOnce submits a session CreateSession has just admitted. It returns
-// the session as submitted, or ok false when the submit did not happen (it
-// failed, or another goroutine or replica holds the session).
-func (b *Bridge) submitOnce(ctx context.Context, id string, p *sessionPlan) (s Session, ok bool, err error) {
-	s, err = b.submitOrAdopt(ctx, id, nil, p)
-	return s, err == nil && s.JobID != nil, err
+// submitAdmitted submits a session CreateSession has just admitted, under
+// the session lock admit took: the row is as admit wrote it, so nothing is
+// read back. It returns the session as submitted, or ok false when the
+// submit did not happen (it failed, or another goroutine or replica holds
+// the session); either way it releases the admission.
+func (b *Bridge) submitAdmitted(ctx context.Context, p *sessionPlan, ad *admission) (s Session, ok bool, err error) {
+	defer ad.release(ctx)
+	if !ad.locked {
+		return ad.session, false, nil
+	}
+	s = ad.session
+	spec, err := b.renderJob(ctx, s, p.image, p.sg, ad.secret)
+	if err != nil {
+		return s, false, b.fail(ctx, s, "cannot prepare the job: "+err.Error())
+	}
+	jobID, err := b.submitSpec(ctx, s, spec)
+	if err != nil || jobID == 0 {
+		return s, false, err
+	}
+	// The job and its event, and the lock given up, in one round trip.
+	batch := &pgx.Batch{}
+	queueSubmitted(batch, s.ID, jobID, "submitted as job %d")
+	batch.Queue(`SELECT pg_advisory_unlock(8, $1::int)`, ad.lockKey)
+	if err := ad.conn.SendBatch(ctx, batch).Close(); err != nil {
+		return s, false, err
+	}
+	ad.locked = false
+	b.recon.fresh.add(s.ID, s.Owner, jobID, b.now())
+	j := int64(jobID)
+	s.JobID, s.SubState, s.StatusMessage = &j, subQueued, queuedMessage
+	return s, true, nil
+}
+
+// submitSpec hands a session's job to Slurm. It returns 0 and no error when
+// Slurm refused the job for good (the session is failed), and an error when
+// the reconciler is to retry.
+func (b *Bridge) submitSpec(ctx context.Context, s Session, spec slurmctl.JobSpec) (slurmctl.JobID, error) {
+	if b.hooks.beforeSubmit != nil {
+		b.hooks.beforeSubmit(&spec)
+	}
+	jobID, err := b.slurm.Submit(ctx, s.Owner, spec)
+	if err != nil {
+		if errors.Is(err, slurmctl.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return 0, err // the reconciler retries
+		}
+		return 0, b.fail(ctx, s, "Slurm refused the job: "+err.Error())
+	}
+	if b.hooks.afterSubmit != nil {
+		if err := b.hooks.afterSubmit(s.ID); err != nil {
+			return 0, err
+		}
+	}
+	return jobID, nil
 }
 
 // submitOrAdopt submits a session still marked "submitting", unless a job
 // for it already exists (known, when the caller has just listed Slurm's
-// jobs). p, when not nil, is the plan the session was admitted with; it
-// spares re-reading the image and scaling group.
-func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmctl.Job, p *sessionPlan) (Session, error) {
+// jobs). The reconciler calls it for sessions whose create did not finish.
+func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmctl.Job) (Session, error) {
 	select {
 	case b.submits <- struct{}{}:
 		defer func() { <-b.submits }()
@@ -74,29 +126,13 @@ func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmct
 		if existing != nil {
 			return b.recordSubmitted(ctx, s, existing.ID, "adopted job %d found by its comment after a gateway restart")
 		}
-		var spec slurmctl.JobSpec
-		if p != nil && p.image.Ref() == s.Image && p.sg.Name == s.ScalingGroup {
-			spec, err = b.renderJob(ctx, s, p.image, p.sg)
-		} else {
-			spec, err = b.jobSpec(ctx, s)
-		}
+		spec, err := b.jobSpec(ctx, s)
 		if err != nil {
 			return b.fail(ctx, s, "cannot prepare the job: "+err.Error())
 		}
-		if b.hooks.beforeSubmit != nil {
-			b.hooks.beforeSubmit(&spec)
-		}
-		jobID, err := b.slurm.Submit(ctx, s.Owner, spec)
-		if err != nil {
-			if errors.Is(err, slurmctl.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-				return err // the reconciler retries
-			}
-			return b.fail(ctx, s, "Slurm refused the job: "+err.Error())
-		}
-		if b.hooks.afterSubmit != nil {
-			if err := b.hooks.afterSubmit(id); err != nil {
-				return err
-			}
+		jobID, err := b.submitSpec(ctx, s, spec)
+		if err != nil || jobID == 0 {
+			return err
 		}
 		if err := b.recordSubmitted(ctx, s, jobID, "submitted as job %d"); err != nil {
 			return err
@@ -115,12 +151,17 @@ const queuedMessage = "queued in Slurm"
 // recordSubmitted records the job and its event in one statement: a single
 // statement is atomic, and on the create path every round trip counts.
 func (b *Bridge) recordSubmitted(ctx context.Context, s Session, jobID slurmctl.JobID, format string) error {
-	_, err := b.db.Exec(ctx, `WITH s AS (
+	batch := &pgx.Batch{}
+	queueSubmitted(batch, s.ID, jobID, format)
+	return b.db.SendBatch(ctx, batch).Close()
+}
+
+func queueSubmitted(batch *pgx.Batch, id string, jobID slurmctl.JobID, format string) {
+	batch.Queue(`WITH s AS (
 			UPDATE sessions SET job_id = $2, sub_state = $3, status_message = $4, updated_at = now() WHERE id = $1 RETURNING id)
 		INSERT INTO session_events (session_id, kind, from_state, to_state, message)
 			SELECT id, 'submitted', $5, $5, $6 FROM s`,
-		s.ID, int64(jobID), subQueued, queuedMessage, string(StatePending), fmt.Sprintf(format, jobID))
-	return err
+		id, int64(jobID), subQueued, queuedMessage, string(StatePending), fmt.Sprintf(format, jobID))
 }
 
 // fail ends a session in ERROR with a message the user can act on.
@@ -159,15 +200,16 @@ func (b *Bridge) jobSpec(ctx context.Context, s Session) (slurmctl.JobSpec, erro
 	if err != nil {
 		return slurmctl.JobSpec{}, err
 	}
-	return b.renderJob(ctx, s, img, sg)
+	return b.renderJob(ctx, s, img, sg, "")
 }
 
-// renderJob is jobSpec with the image and scaling group already read. With
+// renderJob is jobSpec with the image and scaling group already read, and
+// the agent's secret when admit issued it with the row ("" issues one). With
 // Config.AgentBinary set (as the gateway always sets it) the job's one step
 // is the agent; without it the job runs the command directly through the
 // runtime's own script, with no apps, terminals or exec (runtimes that need
 // the agent, such as charliecloud, refuse).
-func (b *Bridge) renderJob(ctx context.Context, s Session, img Image, sg ScalingGroup) (slurmctl.JobSpec, error) {
+func (b *Bridge) renderJob(ctx context.Context, s Session, img Image, sg ScalingGroup, secret string) (slurmctl.JobSpec, error) {
 	var script string
 	if b.cfg.AgentBinary == "" {
 		rt, err := apptainer.Lookup(cmpOr(img.Runtime, sg.Runtime))
@@ -204,7 +246,12 @@ func (b *Bridge) renderJob(ctx context.Context, s Session, img Image, sg Scaling
 	if b.cfg.AgentBinary != "" {
 		// After ensureUserDir: the agent's config goes beside the output.
 		var err error
-		if spec.Script, err = b.agentScript(ctx, s, img, sg); err != nil {
+		if secret == "" {
+			spec.Script, err = b.agentScript(ctx, s, img, sg)
+		} else {
+			spec.Script, err = b.agentScriptWith(s, img, sg, secret)
+		}
+		if err != nil {
 			return slurmctl.JobSpec{}, err
 		}
 	}
