@@ -22,7 +22,7 @@ func (s *Server) agentRoutes() []route {
 // agentTunnel accepts an agent and serves its tunnel until it closes; the
 // request stays open (hijacked) for the tunnel's lifetime.
 func (s *Server) agentTunnel(w http.ResponseWriter, r *http.Request) {
-	log := stateFrom(r.Context()).log
+	log := stateFrom(r.Context()).logger()
 	conn, err := tunnel.Accept(w, r, tunnel.AcceptConfig{
 		Authenticate: s.b.AuthenticateAgent,
 		Keepalive:    s.tunnelKeepalive,

@@ -127,8 +127,7 @@ func (p *appProxy) match(r *http.Request) (session, app string, ok bool) {
 // authorization, then the reverse proxy.
 func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app string) {
 	start := time.Now()
-	st := &requestState{id: requestID(r)}
-	st.log = p.s.log.With("request_id", st.id)
+	st := &requestState{id: requestID(r), base: p.s.log}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	rec := &recorder{ResponseWriter: w, req: r, st: st}
 	// A route of its own for the access log and metrics, which label by
@@ -344,7 +343,7 @@ func (p *appProxy) proxyError(w http.ResponseWriter, r *http.Request, err error)
 	case isClosed(t.agent.Conn):
 		writeProblem(w, r, badGateway.with("the agent of session %s disconnected; it reconnects within seconds if the session is still running", t.agent.SessionID))
 	default:
-		stateFrom(r.Context()).log.Info("app did not answer", "session", t.agent.SessionID, "service", t.service, "err", err)
+		stateFrom(r.Context()).logger().Info("app did not answer", "session", t.agent.SessionID, "service", t.service, "err", err)
 		writeProblem(w, r, badGateway.with("service %s of session %s did not answer: %v", t.service, t.agent.SessionID, err))
 	}
 }

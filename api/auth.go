@@ -242,7 +242,7 @@ func (s *Server) authenticateSignature(w http.ResponseWriter, r *http.Request, s
 		return false
 	}
 	if err := s.b.KeypairUsed(r.Context(), accessKey); err != nil {
-		st.log.Warn("recording keypair use", "access_key", accessKey, "err", err)
+		st.logger().Warn("recording keypair use", "access_key", accessKey, "err", err)
 	}
 	st.actor = actor
 	return true

@@ -134,7 +134,7 @@ func (s *Server) pollDeviceLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 	default:
 		st := stateFrom(r.Context())
-		st.log.Info("device login completed", "user", user, "access_key", ak)
+		st.logger().Info("device login completed", "user", user, "access_key", ak)
 		w.Header().Set("Cache-Control", "no-store") // the secret must not linger in caches
 		writeJSON(w, r, http.StatusOK, deviceKeypair{createdKeypair: createdKeypair{AccessKey: ak, SecretKey: sk}, Username: user})
 	}
@@ -160,6 +160,6 @@ func (s *Server) decideDeviceLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	stateFrom(r.Context()).log.Info("device login decided", "user", actor.Username, "allow", in.Allow, "client", p.Client)
+	stateFrom(r.Context()).logger().Info("device login decided", "user", actor.Username, "allow", in.Allow, "client", p.Client)
 	writeJSON(w, r, http.StatusOK, p)
 }

@@ -26,7 +26,7 @@ func writeBody(w http.ResponseWriter, r *http.Request, status int, v any) {
 	if err := enc.Encode(v); err != nil {
 		// A problem always encodes, so this recurses at most once.
 		st := stateFrom(r.Context())
-		st.log.Error("encoding the response", "err", err)
+		st.logger().Error("encoding the response", "err", err)
 		writeProblem(w, r, serverFault(st.id))
 		return
 	}

@@ -111,7 +111,7 @@ func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, err error)
 		return
 	}
 	st := stateFrom(r.Context())
-	st.log.Warn("login refused", "reason", string(e.Reason), "err", err)
+	st.logger().Warn("login refused", "reason", string(e.Reason), "err", err)
 	switch e.Reason {
 	case sso.BadCredentials, sso.Refused:
 		writeProblem(w, r, unauthenticated.with("%s", e.Message))
@@ -146,7 +146,7 @@ func (s *Server) startPortalSession(w http.ResponseWriter, r *http.Request, id s
 	}
 	st := stateFrom(r.Context())
 	for _, n := range notes {
-		st.log.Warn("login: "+n, "user", u.Username)
+		st.logger().Warn("login: "+n, "user", u.Username)
 	}
 	token, ps, err := s.b.CreatePortalSession(r.Context(), bridge.NewPortalSession{UserID: u.ID, Source: id.Source, IDToken: idToken,
 		IdleTimeout: cfg.SessionIdleTimeout, Lifetime: cfg.SessionLifetime})

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,8 +26,9 @@ import (
 // run inside ServeMux can report to those outside it.
 type requestState struct {
 	id      string
-	log     *slog.Logger
-	route   *route // nil when no route matched
+	base    *slog.Logger                // the server's logger
+	log     atomic.Pointer[slog.Logger] // base with the request id; see logger
+	route   *route                      // nil when no route matched
 	actor   bridge.Actor
 	cred    credential
 	problem string // the detail of the problem answered, if any
@@ -44,7 +46,21 @@ func stateFrom(ctx context.Context) *requestState {
 	if st, ok := ctx.Value(stateKey{}).(*requestState); ok {
 		return st
 	}
-	return &requestState{log: slog.Default()}
+	return &requestState{base: slog.Default()}
+}
+
+// logger is the request's logger, which names the request id. It is made
+// on first use: most requests log nothing but their access line, which
+// adds the id itself.
+func (st *requestState) logger() *slog.Logger {
+	if l := st.log.Load(); l != nil {
+		return l
+	}
+	l := st.base.With("request_id", st.id)
+	if !st.log.CompareAndSwap(nil, l) {
+		return st.log.Load()
+	}
+	return l
 }
 
 // ActorFrom returns the authenticated actor of the request that ctx belongs
@@ -73,8 +89,7 @@ func requestID(r *http.Request) string {
 // route (see guard), because what a route needs differs.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	st := &requestState{id: requestID(r)}
-	st.log = s.log.With("request_id", st.id)
+	st := &requestState{id: requestID(r), base: s.log}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	rec := &recorder{ResponseWriter: w, req: r, st: st}
 	rec.Header().Set(requestIDHeader, st.id)
@@ -87,7 +102,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		v := recover()
 		abort := v != nil && (v == http.ErrAbortHandler || rec.status != 0)
 		if v != nil && v != http.ErrAbortHandler {
-			st.log.Error("handler panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			st.logger().Error("handler panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			if rec.status == 0 {
 				writeProblem(rec, r, serverFault(st.id))
 			}
@@ -119,6 +134,7 @@ func (s *Server) logRequest(r *http.Request, rec *recorder, st *requestState, el
 	s.duration.WithLabelValues(method, pattern, strconv.Itoa(status/100)+"xx").Observe(elapsed.Seconds())
 
 	attrs := []slog.Attr{
+		slog.String("request_id", st.id),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.String("route", pattern),
@@ -136,7 +152,7 @@ func (s *Server) logRequest(r *http.Request, rec *recorder, st *requestState, el
 	if st.problem != "" {
 		attrs = append(attrs, slog.String("problem", st.problem))
 	}
-	st.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	st.base.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
 
 func knownMethod(m string) bool {

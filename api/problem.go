@@ -94,17 +94,17 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, r, tooLarge.with("the request body is larger than %d bytes", tooBig.Limit))
 	case errors.As(err, &be) && be.Kind != bridge.KindInternal:
 		if be.Kind == bridge.KindUnavailable {
-			stateFrom(r.Context()).log.Warn("dependency unavailable", "err", err)
+			stateFrom(r.Context()).logger().Warn("dependency unavailable", "err", err)
 		}
 		writeProblem(w, r, domainProblem(be))
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer, and it is no
 		// server error. 499 is the status proxies log for this.
-		stateFrom(r.Context()).log.Info("client closed the request", "err", err)
+		stateFrom(r.Context()).logger().Info("client closed the request", "err", err)
 		w.WriteHeader(499)
 	default:
 		st := stateFrom(r.Context())
-		st.log.Error("request failed", "err", err)
+		st.logger().Error("request failed", "err", err)
 		writeProblem(w, r, serverFault(st.id))
 	}
 }

@@ -68,7 +68,7 @@ func TestProblemMapping(t *testing.T) {
 // handlers see it, logging into logs, and a recorder for its answer.
 func stateRequest(logs io.Writer) (*httptest.ResponseRecorder, *http.Request) {
 	r := httptest.NewRequest("GET", "/api/v1/things/1", nil)
-	st := &requestState{id: "REQ1", log: slog.New(slog.NewTextHandler(logs, nil))}
+	st := &requestState{id: "REQ1", base: slog.New(slog.NewTextHandler(logs, nil))}
 	w := httptest.NewRecorder()
 	w.Header().Set(requestIDHeader, st.id)
 	return w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st))

@@ -183,7 +183,7 @@ func (s *Server) sessionExec(w http.ResponseWriter, r *http.Request) {
 	n.start()
 	if in.Stdin != "" {
 		if _, err := proc.Write([]byte(in.Stdin)); err != nil {
-			stateFrom(r.Context()).log.Info("exec stdin", "err", err)
+			stateFrom(r.Context()).logger().Info("exec stdin", "err", err)
 		}
 	}
 	proc.CloseStdin()

@@ -173,7 +173,7 @@ func (s *Server) sessionLogs(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		// The status is sent; all that is left is to cut the stream short
 		// and say why in the log.
-		stateFrom(r.Context()).log.Warn("log stream ended early", "err", err)
+		stateFrom(r.Context()).logger().Warn("log stream ended early", "err", err)
 	case !lw.started:
 		lw.start() // an empty log is a 200 with an empty body
 	}

@@ -390,7 +390,7 @@ func (s *Server) downloadVFolderFile(w http.ResponseWriter, r *http.Request) {
 		if err := fsys.WriteZip(w, p); err != nil {
 			// Mid-stream: all that is left is to break the connection so
 			// the client cannot take a truncated archive for a whole one.
-			stateFrom(r.Context()).log.Warn("zip download ended early", "err", err)
+			stateFrom(r.Context()).logger().Warn("zip download ended early", "err", err)
 			panic(http.ErrAbortHandler)
 		}
 		return
