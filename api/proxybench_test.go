@@ -327,8 +327,8 @@ func benchTools(tb testing.TB) map[string]string {
 }
 
 // startCHP runs configurable-http-proxy in front of the backend and
-// returns its URL.
-func startCHP(tb testing.TB, chp, backend string) string {
+// returns its URL and process.
+func startCHP(tb testing.TB, chp, backend string) (string, *os.Process) {
 	tb.Helper()
 	port, _ := benchFreePort()
 	api, _ := benchFreePort()
@@ -344,12 +344,12 @@ func startCHP(tb testing.TB, chp, backend string) string {
 	tb.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	waitListening(tb, addr, "configurable-http-proxy", log)
-	return "http://" + addr
+	return "http://" + addr, cmd.Process
 }
 
 // startApache runs Apache httpd with testdata/bench/apache.conf.in in
-// front of the backend and returns its URL.
-func startApache(tb testing.TB, apache2, backend string) string {
+// front of the backend and returns its URL and (parent) process.
+func startApache(tb testing.TB, apache2, backend string) (string, *os.Process) {
 	tb.Helper()
 	tmpl, err := os.ReadFile("../testdata/bench/apache.conf.in")
 	if err != nil {
@@ -388,7 +388,7 @@ func startApache(tb testing.TB, apache2, backend string) string {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 	waitListening(tb, addr, "apache2", stringer(log.String()+string(errLog)))
-	return "http://" + addr
+	return "http://" + addr, cmd.Process
 }
 
 type stringer string
@@ -397,6 +397,7 @@ func (s stringer) String() string { return string(s) }
 
 // wrkResult is what one wrk run measured.
 type wrkResult struct {
+	requests     int64
 	rps          float64
 	p50          time.Duration
 	socketErrors string
@@ -423,6 +424,8 @@ func runWrk(tb testing.TB, wrk, url, token string, conns int) wrkResult {
 			// (Apache's mpm_event does); wrk reconnects. Worth a note,
 			// not a failure: answers that arrived were all 2xx.
 			r.socketErrors = strings.TrimSpace(line)
+		case len(f) > 2 && f[1] == "requests" && f[2] == "in":
+			r.requests, _ = strconv.ParseInt(f[0], 10, 64)
 		case len(f) == 2 && f[0] == "Requests/sec:":
 			r.rps, _ = strconv.ParseFloat(f[1], 64)
 		case len(f) == 2 && f[0] == "50%":
@@ -433,6 +436,63 @@ func runWrk(tb testing.TB, wrk, url, token string, conns int) wrkResult {
 		tb.Fatalf("cannot read wrk's output:\n%s", s)
 	}
 	return r
+}
+
+// procSet is processes whose CPU time is measured: pids, and with tree
+// their descendants too (Apache's workers).
+type procSet struct {
+	pids []int
+	tree bool
+}
+
+// cpu is the user and system time the processes have used so far, from
+// /proc (clock ticks of 10 ms; a load run uses hundreds).
+func (ps procSet) cpu() time.Duration {
+	pids := slices.Clone(ps.pids)
+	if ps.tree && len(pids) > 0 {
+		parent := map[int]int{}
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if f := procStat(pid); len(f) > 1 {
+				parent[pid], _ = strconv.Atoi(f[1])
+			}
+		}
+		for changed := true; changed; {
+			changed = false
+			for pid, pp := range parent {
+				if slices.Contains(pids, pp) && !slices.Contains(pids, pid) {
+					pids, changed = append(pids, pid), true
+				}
+			}
+		}
+	}
+	var ticks int64
+	for _, pid := range pids {
+		if f := procStat(pid); len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// procStat returns the fields of /proc/pid/stat after the command name:
+// state, ppid, … (utime and stime are [11] and [12]).
+func procStat(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
 }
 
 // parseWrkDuration reads wrk's "143.00us", "1.20ms", "2.00s".
@@ -460,11 +520,18 @@ func parseWrkDuration(s string) time.Duration {
 func BenchmarkAppProxySmallRequests(b *testing.B) {
 	tools := benchTools(b)
 	w := newBenchWorld(b)
-	targets := []struct{ name, url string }{
-		{"direct", "http://" + w.backend + w.appPath("small")},
-		{"slurmgate", w.appURL("small")},
-		{"chp", startCHP(b, tools["CHP"], w.backend) + w.appPath("small")},
-		{"apache", startApache(b, tools["APACHE2"], w.backend) + w.appPath("small")},
+	chpURL, chpProc := startCHP(b, tools["CHP"], w.backend)
+	apacheURL, apacheProc := startApache(b, tools["APACHE2"], w.backend)
+	targets := []struct {
+		name, url string
+		proxy     procSet // the proxy's processes, whose CPU each request costs
+	}{
+		{"direct", "http://" + w.backend + w.appPath("small"), procSet{}},
+		// This process is the gateway (wrk is its child, not counted);
+		// the agent's child is the backend, not counted either.
+		{"slurmgate", w.appURL("small"), procSet{pids: []int{os.Getpid(), w.agent.Process.Pid}}},
+		{"chp", chpURL + w.appPath("small"), procSet{pids: []int{chpProc.Pid}, tree: true}},
+		{"apache", apacheURL + w.appPath("small"), procSet{pids: []int{apacheProc.Pid}, tree: true}},
 	}
 	for _, t := range targets {
 		checkGet(b, t.name, t.url, w.token, benchSmallBody)
@@ -472,10 +539,18 @@ func BenchmarkAppProxySmallRequests(b *testing.B) {
 	for b.Loop() {
 		for _, c := range []int{10, 50} {
 			res := map[string]wrkResult{}
+			cpu := map[string]time.Duration{} // the proxy's CPU per request
 			for _, t := range targets {
-				res[t.name] = runWrk(b, tools["WRK"], t.url, w.token, c)
+				before := t.proxy.cpu()
+				r := runWrk(b, tools["WRK"], t.url, w.token, c)
+				res[t.name] = r
+				cpu[t.name] = (t.proxy.cpu() - before) / time.Duration(max(1, r.requests))
 			}
 			d, sg, chp, ap := res["direct"], res["slurmgate"], res["chp"], res["apache"]
+			b.ReportMetric(float64(cpu["slurmgate"].Nanoseconds())/1000, fmt.Sprintf("sg-c%d-cpu-µs/req", c))
+			b.ReportMetric(float64(cpu["apache"])/float64(cpu["slurmgate"]), fmt.Sprintf("apache/sg-cpu-c%d", c))
+			b.Logf("c=%d CPU per request in the proxy (less than the rates, it does not depend on what else runs): slurmgate %v (gateway and agent, two hops), chp %v, apache %v (%.2f× ours)",
+				c, cpu["slurmgate"], cpu["chp"], cpu["apache"], float64(cpu["apache"])/float64(cpu["slurmgate"]))
 			b.ReportMetric(sg.rps, fmt.Sprintf("sg-c%d-req/s", c))
 			b.ReportMetric(sg.rps/ap.rps, fmt.Sprintf("sg/apache-c%d", c))
 			b.ReportMetric(sg.rps/chp.rps, fmt.Sprintf("sg/chp-c%d", c))
@@ -518,11 +593,13 @@ func checkGet(tb testing.TB, name, url, token string, want []byte) {
 func BenchmarkAppProxyDownload(b *testing.B) {
 	tools := benchTools(b)
 	w := newBenchWorld(b)
+	chpURL, _ := startCHP(b, tools["CHP"], w.backend)
+	apacheURL, _ := startApache(b, tools["APACHE2"], w.backend)
 	targets := []struct{ name, url string }{
 		{"direct", "http://" + w.backend + w.appPath("big")},
 		{"slurmgate", w.appURL("big")},
-		{"chp", startCHP(b, tools["CHP"], w.backend) + w.appPath("big")},
-		{"apache", startApache(b, tools["APACHE2"], w.backend) + w.appPath("big")},
+		{"chp", chpURL + w.appPath("big")},
+		{"apache", apacheURL + w.appPath("big")},
 	}
 	for b.Loop() {
 		mibs := map[string]float64{}
@@ -569,11 +646,13 @@ func BenchmarkAppProxyWebSocketEcho(b *testing.B) {
 	tools := benchTools(b)
 	w := newBenchWorld(b)
 	ws := func(u string) string { return "ws" + strings.TrimPrefix(u, "http") }
+	chpURL, _ := startCHP(b, tools["CHP"], w.backend)
+	apacheURL, _ := startApache(b, tools["APACHE2"], w.backend)
 	targets := []struct{ name, url string }{
 		{"direct", "ws://" + w.backend + w.appPath("ws")},
 		{"slurmgate", ws(w.appURL("ws"))},
-		{"chp", ws(startCHP(b, tools["CHP"], w.backend)) + w.appPath("ws")},
-		{"apache", ws(startApache(b, tools["APACHE2"], w.backend)) + w.appPath("ws")},
+		{"chp", ws(chpURL) + w.appPath("ws")},
+		{"apache", ws(apacheURL) + w.appPath("ws")},
 	}
 	for b.Loop() {
 		rate := map[string]float64{}
