@@ -272,9 +272,13 @@ func proxyTo(t testing.TB, gw *Conn, service string) *httptest.Server {
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(&url.URL{Scheme: "http", Host: service})
 		},
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return gw.DialService(ctx, service)
-		}},
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return gw.DialService(ctx, service)
+			},
+			// As many idle streams as clients, as the app proxy keeps.
+			MaxIdleConnsPerHost: 100,
+		},
 		FlushInterval: -1,
 	}
 	srv := httptest.NewServer(rp)
