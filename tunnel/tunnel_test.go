@@ -449,3 +449,43 @@ func TestKeepaliveSurvivesIdleTimeoutAndDetectsDeadPeer(t *testing.T) {
 		}
 	}
 }
+
+// A peer that stops reading while this end sends must not hang the
+// sender: the write deadline and the keepalive end the connection, and a
+// blocked stream write returns an error.
+func TestDeadPeerDetectedWhileSending(t *testing.T) {
+	ka := Keepalive{Interval: 100 * time.Millisecond, Timeout: 600 * time.Millisecond}
+	g := newGateway(t, ka)
+	proxy := newIdleProxy(t, g.srv.Listener.Addr().String(), time.Minute)
+	agent, gw := connect(t, g, "ws://"+proxy.l.Addr().String()+"/agent", ka)
+	go serveEcho(agent)
+	s, err := gw.DialService(context.Background(), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.freeze()
+	wrote := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			if _, err := s.Write(buf); err != nil {
+				wrote <- err
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	for _, c := range []*Conn{gw, agent} {
+		select {
+		case <-c.Done():
+		case <-time.After(10 * ka.Timeout):
+			t.Fatalf("peer behind a black hole not detected within %v while sending", 10*ka.Timeout)
+		}
+	}
+	select {
+	case err := <-wrote:
+		t.Logf("dead peer detected after %v; the blocked write returned %v", time.Since(start), err)
+	case <-time.After(10 * ka.Timeout):
+		t.Fatal("a stream write to a dead peer still blocks after its connection closed")
+	}
+}

@@ -224,6 +224,7 @@ func (c *wsConn) control(op int, payload []byte) error {
 	}
 	if op == websocket.CloseMessage {
 		c.closing = true
+		c.room.Broadcast() // a Write waiting for room now fails instead
 	}
 	c.mu.Unlock()
 	c.kick()
