@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -280,9 +281,38 @@ func ensureUserDir(dir string, uid int) error {
 	return os.Chmod(dir, 0o700)
 }
 
+// homeOf is the user's home directory, for the job's HOME. The lookup goes
+// through NSS (cgo, and LDAP or sssd on a real cluster), so answers are kept
+// for homeTTL: a home directory moves rarely, and a stale one for a minute
+// costs a job its HOME, not its security (the job runs as the user anyway).
 func homeOf(username string) string {
-	if u, err := user.Lookup(username); err == nil && u.HomeDir != "" {
-		return u.HomeDir
+	homes.mu.Lock()
+	h, ok := homes.m[username]
+	homes.mu.Unlock()
+	if ok && time.Since(h.at) < homeTTL {
+		return h.dir
 	}
-	return "/tmp"
+	u, err := user.Lookup(username)
+	if err != nil || u.HomeDir == "" {
+		return "/tmp" // not kept: the next job looks again
+	}
+	homes.mu.Lock()
+	if homes.m == nil || len(homes.m) >= 4096 {
+		homes.m = map[string]homeEntry{}
+	}
+	homes.m[username] = homeEntry{u.HomeDir, time.Now()}
+	homes.mu.Unlock()
+	return u.HomeDir
+}
+
+const homeTTL = time.Minute
+
+type homeEntry struct {
+	dir string
+	at  time.Time
+}
+
+var homes struct {
+	mu sync.Mutex
+	m  map[string]homeEntry
 }

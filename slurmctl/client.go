@@ -102,6 +102,9 @@ type errorEnvelope struct {
 	} `json:"errors"`
 }
 
+// envelope lets a response type that embeds errorEnvelope be decoded once.
+func (e *errorEnvelope) envelope() *errorEnvelope { return e }
+
 // call performs one slurmrestd request as user. in (if not nil) is sent as
 // JSON; the response is decoded into out (if not nil). Slurm errors in the
 // response body become *Error whatever the HTTP status: slurmrestd answers
@@ -163,16 +166,26 @@ func (c *Client) roundTrip(ctx context.Context, op, user, method, path string, q
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return &Error{Op: op, Kind: ErrUnavailable, Message: fmt.Sprintf("slurmrestd answered HTTP %d", resp.StatusCode)}
 	}
+	// The result is decoded even beside errors: some "errors" are notices
+	// that come with a result (a held job's submission returns its id too).
+	// A result that carries its own errors[] (it embeds errorEnvelope) is
+	// decoded once: a listing of thousands of jobs is megabytes of JSON.
 	var env errorEnvelope
-	if err := json.Unmarshal(raw, &env); err != nil {
+	var decodeErr, notJSON error
+	if o, ok := out.(interface{ envelope() *errorEnvelope }); ok {
+		decodeErr = json.Unmarshal(raw, out)
+		env = *o.envelope()
+		if _, ok := decodeErr.(*json.SyntaxError); ok {
+			notJSON = decodeErr
+		}
+	} else if notJSON = json.Unmarshal(raw, &env); notJSON == nil && out != nil {
+		decodeErr = json.Unmarshal(raw, out)
+	}
+	if notJSON != nil {
 		return &Error{Op: op, Kind: ErrUnavailable, Message: fmt.Sprintf("slurmrestd answered HTTP %d with a body that is not JSON: %.200q", resp.StatusCode, raw)}
 	}
-	if out != nil {
-		// Decoded even beside errors: some "errors" are notices that come
-		// with a result (a held job's submission returns its id too).
-		if err := json.Unmarshal(raw, out); err != nil && len(env.Errors) == 0 {
-			return fmt.Errorf("slurm %s: decoding %s response: %w", op, c.dialect.version(), err)
-		}
+	if decodeErr != nil && len(env.Errors) == 0 {
+		return fmt.Errorf("slurm %s: decoding %s response: %w", op, c.dialect.version(), decodeErr)
 	}
 	if len(env.Errors) > 0 {
 		e := env.Errors[0]

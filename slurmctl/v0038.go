@@ -109,6 +109,7 @@ func (v0038) submit(ctx context.Context, c *Client, user string, spec JobSpec) (
 		p.BeginTime = spec.Begin.Unix()
 	}
 	var resp struct {
+		errorEnvelope
 		JobID int64 `json:"job_id"`
 	}
 	body := struct {
@@ -159,6 +160,7 @@ type v0038Job struct {
 }
 
 type v0038JobsResponse struct {
+	errorEnvelope
 	Jobs []v0038Job `json:"jobs"`
 }
 
