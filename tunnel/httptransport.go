@@ -231,10 +231,16 @@ func (t *HTTPTransport) exchange(s *httpStream, req *http.Request) (*http.Respon
 	if err != nil {
 		stop()
 		if wrote != nil {
-			// The writer ends once the stream is closed (by the caller).
+			// The writer ends once the stream is closed, or once the
+			// client's body does: it is not waited for, as the client
+			// may be what it waits on.
 			s.conn.Close()
-			if werr := <-wrote; werr != nil && !errors.Is(werr, io.EOF) && ctx.Err() == nil {
-				err = fmt.Errorf("%w (writing the request: %v)", err, werr)
+			select {
+			case werr := <-wrote:
+				if werr != nil && !errors.Is(werr, io.EOF) && ctx.Err() == nil {
+					err = fmt.Errorf("%w (writing the request: %v)", err, werr)
+				}
+			default:
 			}
 		}
 		return nil, &sentError{err: ctxErr(ctx, err), answered: answered}
@@ -324,11 +330,15 @@ func (b *responseBody) finish(complete bool) {
 	b.mu.Unlock()
 	stopped := b.stop()
 	reuse := complete && b.keep && stopped
-	if b.wrote != nil {
-		if !reuse {
-			b.s.conn.Close() // ends a writer the app stopped reading from
-		}
-		if err := <-b.wrote; err != nil {
+	if b.wrote != nil && reuse {
+		// Only a stream whose request went out whole carries another.
+		// An app that answered without reading all of it leaves the
+		// writer blocked, on the stream or on the client's body: it is
+		// not waited for, and closing the stream ends it.
+		select {
+		case err := <-b.wrote:
+			reuse = err == nil
+		default:
 			reuse = false
 		}
 	}
