@@ -12,6 +12,17 @@
 // stop requests) and the agent opens the report stream. yamux lets either
 // side open streams; the roles only decide stream-id parity.
 //
+// gorilla/websocket performs the handshake and parses what arrives; what
+// leaves after the hello is framed by this package, so that the yamux
+// frames written while one socket write is in progress go out together as
+// the next binary message, in one write. That batching, not the framing,
+// is what makes the data path cheap: a busy stream's frames are prepared
+// while the kernel copies the previous batch, and many small frames of
+// many streams share a message and a system call. The agent masks what it
+// sends, as RFC 6455 requires of a client (an intermediary that caches
+// must never see bytes an app chose), in the same pass that copies it into
+// the message.
+//
 // # Hello
 //
 // Before yamux starts, the agent sends one text message
