@@ -70,7 +70,7 @@ type wsConn struct {
 
 	mu      sync.Mutex
 	room    sync.Cond // signalled when the flusher takes pending, or fails
-	pending []byte    // msgHeadroom bytes, then the payload of the message being gathered
+	pending []byte    // nil, or msgHeadroom bytes and the payload of the message being gathered
 	key     [4]byte   // pending's mask key (client)
 	ctrl    []byte    // whole control frames to send after pending
 	closing bool      // ctrl holds the close frame; nothing may follow it
@@ -88,15 +88,35 @@ const (
 	// header and payload go out in one write without a copy.
 	msgHeadroom = 14
 	// maxMessage is where a Write waits for the flusher instead of growing
-	// the gathered message further: it bounds memory (two buffers) and
-	// makes a slow peer push back on yamux, and hence on the streams.
-	maxMessage = 512 << 10
+	// the gathered message further. It makes a slow peer push back on
+	// yamux, and hence on the streams, and bounds both memory and what a
+	// terminal's keystroke may find queued ahead of it besides the
+	// kernel's socket buffer (256 KiB: a quarter second at 1 MB/s). Larger
+	// batches save little: at 256 KiB a write's fixed cost is a fraction
+	// of a percent of copying the bytes.
+	maxMessage = 256 << 10
 )
+
+// msgBufs holds message buffers between batches. A connection holds one
+// only while it has something to send, so thousands of idle agent
+// connections on a gateway hold none, and a burst's buffers go back to
+// the pool (and to the garbage collector) once the burst is over.
+var msgBufs = sync.Pool{New: func() any {
+	b := make([]byte, msgHeadroom, 64<<10)
+	return &b
+}}
+
+func getMsgBuf() []byte { return (*msgBufs.Get().(*[]byte))[:msgHeadroom] }
+
+func putMsgBuf(b []byte) {
+	if cap(b) <= 4<<20 { // a frame of a whole stream window, and some; not a freak
+		msgBufs.Put(&b)
+	}
+}
 
 func newWSConn(ws *websocket.Conn, ka Keepalive, client bool) *wsConn {
 	c := &wsConn{
 		ws: ws, nc: ws.NetConn(), client: client, ka: ka,
-		pending: make([]byte, msgHeadroom, 64<<10),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		flushed: make(chan struct{}),
@@ -175,6 +195,9 @@ func (c *wsConn) Write(p []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, err
 	}
+	if c.pending == nil {
+		c.pending = getMsgBuf()
+	}
 	n := len(c.pending)
 	c.pending = slices.Grow(c.pending, len(p))[:n+len(p)]
 	if c.client {
@@ -250,7 +273,6 @@ func randomKey() [4]byte {
 // out or a write fails.
 func (c *wsConn) flush() {
 	defer close(c.flushed)
-	spare := make([]byte, msgHeadroom, 64<<10)
 	var deadlineSet time.Time
 	for {
 		select {
@@ -259,7 +281,7 @@ func (c *wsConn) flush() {
 		}
 		c.mu.Lock()
 		msg, key, ctrl, last := c.pending, c.key, c.ctrl, c.closing
-		c.pending, c.ctrl = spare[:msgHeadroom], nil
+		c.pending, c.ctrl = nil, nil
 		c.newKey()
 		c.room.Broadcast()
 		c.mu.Unlock()
@@ -287,7 +309,9 @@ func (c *wsConn) flush() {
 		if err == nil && len(ctrl) > 0 {
 			_, err = c.nc.Write(ctrl)
 		}
-		spare = msg
+		if msg != nil {
+			putMsgBuf(msg)
+		}
 		if err != nil {
 			c.mu.Lock()
 			c.err = err
