@@ -134,7 +134,9 @@ func (b *Bridge) admit(ctx context.Context, p *sessionPlan) (*admission, error) 
 		batch.Queue(`SELECT admission_check($1, $2, $3, $4, $5, $6, $7, $8)`,
 			p.project.DomainID, p.project.ID, p.user.ID, kinds, metrics, types, maxes, asked)
 	}
-	// The session, its first event and its agent's secret in one statement.
+	// The session, its first event, its agent's secret and the session lock
+	// in one statement. Should the transaction fail after the lock was
+	// taken, release gives it up.
 	batch.Queue(`WITH s AS (
 			INSERT INTO sessions (id, name, user_id, project_id, domain_id, scaling_group, partition,
 				type, image, cpus, memory_mb, gpus, gpu_type, time_limit_s, environment, command, mounts, idempotency_key,
@@ -144,14 +146,12 @@ func (b *Bridge) admit(ctx context.Context, p *sessionPlan) (*admission, error) 
 		e AS (INSERT INTO session_events (session_id, kind, from_state, to_state, message)
 			SELECT id, 'created', '', 'PENDING', $22 FROM s),
 		a AS (INSERT INTO session_agents (session_id, secret_hash) SELECT id, $24 FROM s WHERE $24::bytea IS NOT NULL)
-		SELECT created_at FROM s`,
+		SELECT created_at, pg_try_advisory_lock(8, $25::int) FROM s`,
 		ad.id, p.req.Name, p.user.ID, p.project.ID, p.project.DomainID, p.sg.Name, p.sg.Partitions[0], p.req.Type,
 		p.image.Ref(), p.req.CPUs, p.req.MemoryMB, p.req.GPUs, p.req.GPUType, p.req.TimeLimitS, env, p.req.Command,
 		key, maxWait, subSubmitting, filepath.Join(outDir, ad.id+".out"), filepath.Join(outDir, ad.id+".err"),
 		fmt.Sprintf("%s session: %s, %d CPUs, %d MiB, %s in %s", p.req.Type, p.image.Ref(), p.req.CPUs, p.req.MemoryMB, gpuWords(p.req.GPUs, p.req.GPUType), p.sg.Name),
-		p.mounts, secretHash).QueryRow(func(r pgx.Row) error { return r.Scan(&ad.createdAt) })
-	// Last, so that a refusal or a failed insert never takes it.
-	batch.Queue(`SELECT pg_try_advisory_lock(8, $1::int)`, ad.lockKey).QueryRow(func(r pgx.Row) error { return r.Scan(&ad.locked) })
+		p.mounts, secretHash, ad.lockKey).QueryRow(func(r pgx.Row) error { return r.Scan(&ad.createdAt, &ad.locked) })
 
 	conn, err := b.db.Acquire(ctx)
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/slurmgate/slurmgate/bridge/bridgetest"
 	"github.com/slurmgate/slurmgate/slurmctl"
 	"github.com/slurmgate/slurmgate/testdata/cluster"
@@ -511,6 +513,56 @@ func TestSessionCreateReturnsTheStoredRow(t *testing.T) {
 	}
 	if locks != 0 || agents != 1 {
 		t.Errorf("after create: %d session locks held (want 0), %d agent secrets (want 1)", locks, agents)
+	}
+}
+
+// Whoever takes a session's lock after CreateSession gives it up must see the
+// job recorded: the reconciler, holding the lock and seeing the session
+// still submitting, would submit a second job.
+func TestSessionLockIsGivenUpAfterTheJobIsCommitted(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := t.Context()
+	var seen *int64
+	waited := make(chan error, 1)
+	w.b.hooks.afterSubmit = func(id string) error {
+		conn, err := w.b.db.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer conn.Release()
+			// One pipeline: the read's snapshot is taken the moment the lock
+			// is granted, with no round trip in between.
+			batch := &pgx.Batch{}
+			batch.Queue(`SELECT pg_advisory_lock(8, $1::int)`, sessionLockKey(id))
+			batch.Queue(`SELECT job_id FROM sessions WHERE id = $1`, id).QueryRow(func(r pgx.Row) error { return r.Scan(&seen) })
+			batch.Queue(`SELECT pg_advisory_unlock(8, $1::int)`, sessionLockKey(id))
+			waited <- conn.SendBatch(ctx, batch).Close()
+		}()
+		for range 500 {
+			var waiting bool
+			if err := w.b.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = 8
+				AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`).Scan(&waiting); err != nil {
+				return err
+			}
+			if waiting {
+				return nil
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return errors.New("the second connection never waited for the session lock")
+	}
+	s, err := w.b.CreateSession(ctx, w.alice, w.batch("sleep 30"))
+	w.b.hooks.afterSubmit = nil
+	if err != nil || s.JobID == nil {
+		t.Fatalf("create: %v, job %v", err, s.JobID)
+	}
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	if seen == nil || *seen != *s.JobID {
+		t.Fatalf("the next holder of the session lock saw job %v, want %d: the lock was given up before the job was committed", seen, *s.JobID)
 	}
 }
 

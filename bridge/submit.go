@@ -72,9 +72,17 @@ func (b *Bridge) submitAdmitted(ctx context.Context, p *sessionPlan, ad *admissi
 	if err != nil || jobID == 0 {
 		return s, false, err
 	}
-	// The job and its event, and the lock given up, in one round trip.
+	// The job and its event committed, then the lock given up, in one round
+	// trip. The unlock must follow the commit (an advisory unlock takes
+	// effect at once, not at commit): whoever takes the lock next must see
+	// the job, or the reconciler could submit a second one. Hence the
+	// explicit transaction: in one implicit transaction the unlock would
+	// come before the commit. A failure leaves the connection's transaction
+	// aborted, so release drops the connection, and the lock with it.
 	batch := &pgx.Batch{}
-	queueSubmitted(batch, s.ID, jobID, "submitted as job %d")
+	batch.Queue(`BEGIN`)
+	batch.Queue(submittedSQL+` SELECT 1`, submittedArgs(s.ID, jobID, "submitted as job %d")...)
+	batch.Queue(`COMMIT`)
 	batch.Queue(`SELECT pg_advisory_unlock(8, $1::int)`, ad.lockKey)
 	if err := ad.conn.SendBatch(ctx, batch).Close(); err != nil {
 		return s, false, err
@@ -152,17 +160,19 @@ const queuedMessage = "queued in Slurm"
 // recordSubmitted records the job and its event in one statement: a single
 // statement is atomic, and on the create path every round trip counts.
 func (b *Bridge) recordSubmitted(ctx context.Context, s Session, jobID slurmctl.JobID, format string) error {
-	batch := &pgx.Batch{}
-	queueSubmitted(batch, s.ID, jobID, format)
-	return b.db.SendBatch(ctx, batch).Close()
+	_, err := b.db.Exec(ctx, submittedSQL+` SELECT 1`, submittedArgs(s.ID, jobID, format)...)
+	return err
 }
 
-func queueSubmitted(batch *pgx.Batch, id string, jobID slurmctl.JobID, format string) {
-	batch.Queue(`WITH s AS (
-			UPDATE sessions SET job_id = $2, sub_state = $3, status_message = $4, updated_at = now() WHERE id = $1 RETURNING id)
-		INSERT INTO session_events (session_id, kind, from_state, to_state, message)
-			SELECT id, 'submitted', $5, $5, $6 FROM s`,
-		id, int64(jobID), subQueued, queuedMessage, string(StatePending), fmt.Sprintf(format, jobID))
+// submittedSQL is the WITH clause of a statement that records a session's
+// job and its event; the caller adds the statement's body.
+const submittedSQL = `WITH s AS (
+		UPDATE sessions SET job_id = $2, sub_state = $3, status_message = $4, updated_at = now() WHERE id = $1 RETURNING id),
+	e AS (INSERT INTO session_events (session_id, kind, from_state, to_state, message)
+		SELECT id, 'submitted', $5, $5, $6 FROM s)`
+
+func submittedArgs(id string, jobID slurmctl.JobID, format string) []any {
+	return []any{id, int64(jobID), subQueued, queuedMessage, string(StatePending), fmt.Sprintf(format, jobID)}
 }
 
 // fail ends a session in ERROR with a message the user can act on.

@@ -117,7 +117,7 @@ func (c *Client) call(ctx context.Context, op, user, method, path string, query 
 }
 
 func (c *Client) roundTrip(ctx context.Context, op, user, method, path string, query url.Values, in, out any) error {
-	token, err := c.minter.Mint(user)
+	token, err := c.minter.Token(user)
 	if err != nil {
 		return &Error{Op: op, Kind: ErrInvalidRequest, Message: err.Error()}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -18,6 +19,14 @@ type Minter struct {
 	key []byte
 	ttl time.Duration
 	now func() time.Time
+
+	mu     sync.Mutex
+	tokens map[string]token // Token's cache, by user
+}
+
+type token struct {
+	s   string
+	exp time.Time
 }
 
 // DefaultTokenTTL keeps a leaked token useless within minutes while outliving
@@ -42,6 +51,36 @@ func ReadJWTKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("slurm JWT key: %w", err)
 	}
 	return key, nil
+}
+
+// maxCachedTokens bounds Token's cache; past it the cache starts afresh.
+const maxCachedTokens = 4096
+
+// Token returns a token for user with at least half the Minter's TTL left:
+// a cached one while it has, a fresh one after. A create's submit signs no
+// token of its own (signing costs as much as the rest of the request's
+// encoding), and no token handed out expires within a request: the TTL
+// already outlives any. The CLI fallback mints per command (see Mint):
+// a command may run long.
+func (m *Minter) Token(user string) (string, error) {
+	now := m.now()
+	m.mu.Lock()
+	t, ok := m.tokens[user]
+	m.mu.Unlock()
+	if ok && t.exp.Sub(now) >= m.ttl/2 {
+		return t.s, nil
+	}
+	s, err := m.Mint(user)
+	if err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	if m.tokens == nil || len(m.tokens) >= maxCachedTokens {
+		m.tokens = map[string]token{}
+	}
+	m.tokens[user] = token{s, now.Add(m.ttl)}
+	m.mu.Unlock()
+	return s, nil
 }
 
 // Mint returns a token for user, valid from now for the Minter's TTL.
