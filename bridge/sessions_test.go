@@ -566,6 +566,37 @@ func TestSessionLockIsGivenUpAfterTheJobIsCommitted(t *testing.T) {
 	}
 }
 
+// A held job cannot start until released: the fresh-job poll drops it the
+// first time it sees it, and leaves it to the tick.
+func TestFreshPollDropsHeldJobs(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := t.Context()
+	w.b.hooks.beforeSubmit = func(spec *slurmctl.JobSpec) { spec.Hold = true }
+	s, err := w.b.CreateSession(ctx, w.alice, w.batch("sleep 300"))
+	if err != nil || s.JobID == nil {
+		t.Fatalf("create: %v, job %v", err, s.JobID)
+	}
+	t.Cleanup(func() { w.slurm.Cancel(context.Background(), "alice", slurmctl.JobID(*s.JobID)) })
+	watched := func() bool {
+		f := &w.b.recon.fresh
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		_, ok := f.jobs[s.ID]
+		return ok
+	}
+	if !watched() {
+		t.Fatal("a just-submitted job is not on the fresh watch list")
+	}
+	if err := w.b.pollFreshOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if watched() {
+		j, _ := w.slurm.Job(ctx, "alice", slurmctl.JobID(*s.JobID))
+		t.Fatalf("a held job (%s, reason %s) is still watched after a poll saw it", j.State, j.Reason)
+	}
+}
+
 func TestReconcileConditionalListingSeesScancel(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -628,7 +659,8 @@ func TestFreshJobsStartWithoutWaitingForTheTick(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	// Two at once (one listing per poll for both), then one alone (its job).
+	// Two at once (one listing per poll for both, or a request for each on a
+	// cluster busy with other tests' jobs), then one alone (its job).
 	var ids []string
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -677,7 +709,7 @@ func TestFreshJobsStartWithoutWaitingForTheTick(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
-		// The poll lists every job when it watches several: with hundreds
+		// The poll may list every job when it watches several: with hundreds
 		// left by other tests, under -race, that takes a second or two.
 		const lag = 5 * time.Second
 		if started.Sub(sess.CreatedAt) > freshWindow-lag {

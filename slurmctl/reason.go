@@ -72,6 +72,21 @@ func ExplainPending(j Job, pc PendingContext) string {
 	return x.explain()
 }
 
+// WaitsOnOthers reports whether a job pending for reason cannot start until
+// something other than the scheduler's next pass happens: a hold released,
+// a dependency satisfied, its begin time reached, or an association or QOS
+// limit lifted (another job ending, an administrator). A caller watching
+// for the job to start can stop watching closely.
+func WaitsOnOthers(reason string) bool {
+	key, _ := reasonKey(reason)
+	switch key {
+	case "JobHeldUser", "JobHeldAdmin", "JobHoldMaxRequeue", "Dependency", "DependencyNeverSatisfied", "BeginTime":
+		return true
+	}
+	_, limit := parseLimitReason(key)
+	return limit
+}
+
 type explainer struct {
 	job Job
 	pc  PendingContext

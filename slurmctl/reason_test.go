@@ -323,3 +323,16 @@ func with2(pc PendingContext, f func(*PendingContext)) PendingContext {
 	f(&pc)
 	return pc
 }
+
+func TestWaitsOnOthers(t *testing.T) {
+	for reason, want := range map[string]bool{
+		"JobHeldUser": true, "JobHeldAdmin": true, "Dependency": true, "BeginTime": true,
+		"AssocGrpCpuLimit": true, "AssocGrpGRES": true, "AssocMaxJobsLimit": true, "QOSMaxWallDurationPerJobLimit": true,
+		"None": false, "Priority": false, "Resources": false, "": false,
+		"ReqNodeNotAvail, UnavailableNodes:c1": false, "JobHeldUser, extra": true,
+	} {
+		if got := WaitsOnOthers(reason); got != want {
+			t.Errorf("WaitsOnOthers(%q) = %v, want %v", reason, got, want)
+		}
+	}
+}
