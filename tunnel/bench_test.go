@@ -245,6 +245,92 @@ func BenchmarkEcho(b *testing.B) {
 	}
 }
 
+// BenchmarkEchoBesideDownload measures what a bulk transfer does to an
+// interactive stream on the same tunnel: the round-trip times of 100-byte
+// echoes (a terminal's keystrokes) alone, and while another stream
+// downloads as fast as it can. Batching must not make a keystroke wait
+// behind much more than the kernel's socket buffers already hold.
+func BenchmarkEchoBesideDownload(b *testing.B) {
+	const rounds = 2000
+	echo := benchService(b, func(c net.Conn) { io.Copy(c, c) })
+	source := benchService(b, func(c net.Conn) {
+		chunk := make([]byte, 1<<20)
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	g := newGateway(b, Keepalive{})
+	agent, gw := connect(b, g, g.url(), Keepalive{})
+	go func() {
+		for {
+			s, err := agent.AcceptStream(context.Background())
+			if err != nil {
+				return
+			}
+			addr := echo
+			if s.Header.Service == "source" {
+				addr = source
+			}
+			go func() {
+				t, err := net.Dial("tcp", addr)
+				if err != nil {
+					s.Reject(err.Error())
+					return
+				}
+				s.Accept()
+				go func() { io.Copy(t, s); closeWrite(t) }()
+				io.Copy(s, t)
+				s.Close()
+				t.Close()
+			}()
+		}
+	}()
+	open := func(service string) net.Conn {
+		s, err := gw.OpenStream(context.Background(), Header{Kind: KindTCP, Service: service})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	rtts := func() (p50, p99 time.Duration) {
+		c := open("echo")
+		defer c.Close()
+		msg := make([]byte, 100)
+		lat := make([]time.Duration, rounds)
+		for i := range lat {
+			t0 := time.Now()
+			if _, err := c.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, msg); err != nil {
+				b.Fatal(err)
+			}
+			lat[i] = time.Since(t0)
+		}
+		slices.Sort(lat)
+		return lat[rounds/2], lat[rounds*99/100]
+	}
+	for b.Loop() {
+		idle50, idle99 := rtts()
+		dl := open("source")
+		var got int64
+		done := make(chan struct{})
+		go func() { got, _ = copy32k(io.Discard, dl); close(done) }()
+		start := time.Now()
+		busy50, busy99 := rtts()
+		dl.SetReadDeadline(time.Now()) // stops the reader; the source never ends
+		<-done
+		rate := float64(got>>20) / time.Since(start).Seconds()
+		dl.Close()
+		b.ReportMetric(float64(busy50.Microseconds()), "busy-p50-µs")
+		b.ReportMetric(float64(busy99.Microseconds()), "busy-p99-µs")
+		b.Logf("keystroke round trip alone: p50 %v, p99 %v; beside a download (%.0f MiB/s): p50 %v, p99 %v",
+			idle50, idle99, rate, busy50, busy99)
+	}
+}
+
 // BenchmarkRequests loads a small-answer app with keep-alive GETs from c
 // clients at once: straight to the app, through httputil.ReverseProxy over
 // loopback TCP, and through the same proxy over tunnel streams (the app
