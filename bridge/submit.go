@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -282,6 +283,13 @@ func projectAccount(path string) string {
 // ensureUserDir makes the per-user job output directory: owned by the user,
 // mode 0700, so only the user (and the gateway, as root) read session output.
 func ensureUserDir(dir string, uid int) error {
+	// Already so, as it is for every session but a user's first: a stat,
+	// not a chown and a chmod, each of which would dirty the inode.
+	if fi, err := os.Lstat(dir); err == nil && fi.IsDir() && fi.Mode().Perm() == 0o700 {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid {
+			return nil
+		}
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("job output directory: %w", err)
 	}
