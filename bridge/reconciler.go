@@ -374,15 +374,15 @@ func (b *Bridge) updatePending(ctx context.Context, s Session, job *slurmctl.Job
 	if same {
 		return false, false, nil
 	}
-	err := pgx.BeginFunc(ctx, b.db, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE sessions SET slurm_state = $2, slurm_reason = $3, status_message = $4,
-			estimated_start = $5, queue_position = $6, updated_at = now() WHERE id = $1 AND state = 'PENDING'`,
-			s.ID, string(job.State), job.Reason, msg, est, qpos)
-		if err != nil || s.SlurmReason == job.Reason {
-			return err
-		}
-		return recordEvent(ctx, tx, s.ID, "waiting", StatePending, StatePending, msg)
-	})
+	// One statement, atomic by itself: a tick may update hundreds of
+	// pending sessions whose queue positions moved, and each transaction
+	// of its own would cost four round trips. A changed reason is an event.
+	_, err := b.db.Exec(ctx, `WITH u AS (
+			UPDATE sessions SET slurm_state = $2, slurm_reason = $3, status_message = $4,
+				estimated_start = $5, queue_position = $6, updated_at = now() WHERE id = $1 AND state = 'PENDING' RETURNING id)
+		INSERT INTO session_events (session_id, kind, from_state, to_state, message)
+			SELECT id, 'waiting', 'PENDING', 'PENDING', $4 FROM u WHERE $7`,
+		s.ID, string(job.State), job.Reason, msg, est, qpos, s.SlurmReason != job.Reason)
 	return true, false, err
 }
 

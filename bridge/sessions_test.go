@@ -595,6 +595,33 @@ func TestFreshPollDropsHeldJobs(t *testing.T) {
 		j, _ := w.slurm.Job(ctx, "alice", slurmctl.JobID(*s.JobID))
 		t.Fatalf("a held job (%s, reason %s) is still watched after a poll saw it", j.State, j.Reason)
 	}
+	// The tick follows it: the reason recorded, with one event however
+	// many ticks see it.
+	for range 2 {
+		if _, err := w.b.ReconcileOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := w.b.Session(ctx, w.alice, s.ID)
+	if err != nil || got.SlurmReason != "JobHeldUser" || got.StatusMessage == "" {
+		t.Fatalf("held session: %v, reason %q, message %q; want JobHeldUser, explained", err, got.SlurmReason, got.StatusMessage)
+	}
+	events, err := w.b.SessionEvents(ctx, w.alice, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := 0
+	for _, e := range events {
+		if e.Kind == "waiting" {
+			waiting++
+			if e.Message != got.StatusMessage {
+				t.Errorf("waiting event says %q, the session %q", e.Message, got.StatusMessage)
+			}
+		}
+	}
+	if waiting != 1 {
+		t.Errorf("%d waiting events after two ticks, want 1: %+v", waiting, events)
+	}
 }
 
 func TestReconcileConditionalListingSeesScancel(t *testing.T) {
