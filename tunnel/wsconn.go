@@ -77,6 +77,9 @@ type wsConn struct {
 	err     error     // why writing failed; sticky
 	wake    chan struct{}
 
+	wmu         sync.Mutex // held while writing to nc: by the flusher, or a direct Write
+	deadlineSet time.Time  // when nc's write deadline was last moved; wmu
+
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close
 	flushed   chan struct{} // closed when the flusher has exited
@@ -95,6 +98,12 @@ const (
 	// batches save little: at 256 KiB a write's fixed cost is a fraction
 	// of a percent of copying the bytes.
 	maxMessage = 256 << 10
+	// directMin is the size from which the gateway's Write sends p from
+	// where it lies, after what is gathered, instead of copying it. The
+	// agent copies anyway, as it masks in the same pass; the gateway need
+	// not, and for a large write the copy costs more than the overlap
+	// with the next frame saves.
+	directMin = 128 << 10
 )
 
 // msgBufs holds message buffers between batches. A connection holds one
@@ -187,6 +196,9 @@ func (c *wsConn) Read(p []byte) (int, error) {
 // Write adds p to the message being gathered and returns; the flusher
 // sends it. An error from an earlier flush is returned here.
 func (c *wsConn) Write(p []byte) (int, error) {
+	if !c.client && len(p) >= directMin {
+		return c.writeDirect(p)
+	}
 	c.mu.Lock()
 	for c.err == nil && !c.closing && len(c.pending) > msgHeadroom && len(c.pending)+len(p) > maxMessage {
 		c.room.Wait()
@@ -206,6 +218,11 @@ func (c *wsConn) Write(p []byte) (int, error) {
 		copy(c.pending[n:], p)
 	}
 	c.mu.Unlock()
+	// yamux writes a frame's header and its body in two calls, and the
+	// flusher woken here for the header might send it alone. It seldom
+	// does: the woken goroutine runs on this P once the send loop blocks,
+	// by which time the body has been added (measured: 15 of 13,000
+	// messages in BenchmarkEcho).
 	c.kick()
 	return len(p), nil
 }
@@ -269,62 +286,99 @@ func randomKey() [4]byte {
 	return k
 }
 
+// writeDirect sends what is gathered and then p as one message, without
+// copying p.
+func (c *wsConn) writeDirect(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	if err := c.writeErr(); err != nil {
+		c.mu.Unlock()
+		return 0, err
+	}
+	msg := c.pending
+	c.pending = nil
+	c.room.Broadcast()
+	c.mu.Unlock()
+	if msg == nil {
+		msg = getMsgBuf()
+	}
+	if err := c.send(msg, [4]byte{}, p, nil, false); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
 // flush sends what Write and control gathered until the close frame is
 // out or a write fails.
 func (c *wsConn) flush() {
 	defer close(c.flushed)
-	var deadlineSet time.Time
 	for {
 		select {
 		case <-c.wake:
 		case <-c.done:
 		}
+		c.wmu.Lock()
 		c.mu.Lock()
 		msg, key, ctrl, last := c.pending, c.key, c.ctrl, c.closing
 		c.pending, c.ctrl = nil, nil
 		c.newKey()
 		c.room.Broadcast()
 		c.mu.Unlock()
-
-		// The write deadline is what notices a peer that stopped reading.
-		// Moving it costs a runtime timer update, so it moves once per
-		// keepalive interval: a stuck write then fails after between
-		// Timeout-Interval and Timeout.
-		if now := time.Now(); last || now.Sub(deadlineSet) > c.ka.Interval {
-			d := now.Add(c.ka.Timeout)
-			if last {
-				d = now.Add(time.Second)
-			}
-			c.nc.SetWriteDeadline(d)
-			deadlineSet = now
-		}
-		var err error
-		if payload := len(msg) - msgHeadroom; payload > 0 {
-			var h [msgHeadroom]byte
-			hdr := appendFrameHeader(h[:0], websocket.BinaryMessage, payload, c.client, key)
-			start := msgHeadroom - len(hdr)
-			copy(msg[start:], hdr)
-			_, err = c.nc.Write(msg[start:])
-		}
-		if err == nil && len(ctrl) > 0 {
-			_, err = c.nc.Write(ctrl)
-		}
-		if msg != nil {
-			putMsgBuf(msg)
-		}
-		if err != nil {
-			c.mu.Lock()
-			c.err = err
-			c.room.Broadcast()
-			c.mu.Unlock()
-			// The reader fails too, and yamux shuts the session down.
-			c.nc.Close()
-			return
-		}
-		if last {
+		err := c.send(msg, key, nil, ctrl, last)
+		c.wmu.Unlock()
+		if err != nil || last {
 			return
 		}
 	}
+}
+
+// send writes msg (a gathered message, or nil) followed by tail as one
+// binary message, then the control frames ctrl; c.wmu is held. A failed
+// write is final: it is recorded for every later Write, and the socket is
+// closed, so the reader fails too and yamux shuts the session down.
+func (c *wsConn) send(msg []byte, key [4]byte, tail, ctrl []byte, last bool) error {
+	// The write deadline is what notices a peer that stopped reading.
+	// Moving it costs a runtime timer update, so it moves once per
+	// keepalive interval: a stuck write then fails after between
+	// Timeout-Interval and Timeout.
+	if now := time.Now(); last || now.Sub(c.deadlineSet) > c.ka.Interval {
+		d := now.Add(c.ka.Timeout)
+		if last {
+			d = now.Add(time.Second)
+		}
+		c.nc.SetWriteDeadline(d)
+		c.deadlineSet = now
+	}
+	var err error
+	if payload := len(msg) - msgHeadroom + len(tail); msg != nil && payload > 0 {
+		var h [msgHeadroom]byte
+		hdr := appendFrameHeader(h[:0], websocket.BinaryMessage, payload, c.client, key)
+		start := msgHeadroom - len(hdr)
+		copy(msg[start:], hdr)
+		if tail == nil {
+			_, err = c.nc.Write(msg[start:])
+		} else {
+			bufs := net.Buffers{msg[start:], tail}
+			_, err = bufs.WriteTo(c.nc)
+		}
+	}
+	if err == nil && len(ctrl) > 0 {
+		_, err = c.nc.Write(ctrl)
+	}
+	if msg != nil {
+		putMsgBuf(msg)
+	}
+	if err != nil {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.room.Broadcast()
+		c.mu.Unlock()
+		c.nc.Close()
+	}
+	return err
 }
 
 // appendFrameHeader appends the header of an unfragmented frame.
