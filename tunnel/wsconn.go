@@ -53,9 +53,10 @@ func (k Keepalive) withDefaults() Keepalive {
 // Every write to the socket after the hello is this type's, one at a time
 // (wmu): the flusher's, or a large Write of the gateway's (directMin).
 // Pings, pongs and the close message are queued to the flusher too, so
-// gorilla's writer is never used beside ours. (gorilla still writes a close frame
-// itself on a protocol error; a Go net.Conn write is atomic, so that frame
-// lands between two of ours, and the connection is closing anyway.)
+// gorilla's writer is never used beside ours. (gorilla still writes a
+// close frame itself on a protocol error; a Go net.Conn write is atomic,
+// so that frame lands between two of ours, and the connection is closing
+// anyway.)
 type wsConn struct {
 	ws     *websocket.Conn
 	nc     net.Conn
