@@ -67,6 +67,11 @@ type Agent struct {
 	exit     *tunnel.ExitStatus
 	stopping string
 	report   *reportStream
+	// connected says a tunnel is up; stopSent is closed once the gateway
+	// has been sent why the session stops (shutdown waits for it briefly).
+	connected    bool
+	stopSent     chan struct{}
+	stopSentOnce sync.Once
 
 	ssh *sshServer // the built-in SSH service (ssh.go)
 }
@@ -77,7 +82,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, driver: opts.Driver, log: opts.Logger, stdout: opts.Stdout, stderr: opts.Stderr,
-		backoff: opts.MaxBackoff, notify: make(chan struct{}, 1), sampler: newSampler()}
+		backoff: opts.MaxBackoff, notify: make(chan struct{}, 1), sampler: newSampler(), stopSent: make(chan struct{})}
 	if a.driver == nil {
 		d, err := apptainer.LookupDriver(cfg.Runtime)
 		if err != nil {
@@ -223,6 +228,19 @@ func (a *Agent) shutdown(reason string) {
 	inst, services := a.inst, a.services
 	a.mu.Unlock()
 	a.sendReport(tunnel.Report{Stopping: reason, Exit: a.exitStatus()})
+	a.mu.Lock()
+	connected := a.connected
+	a.mu.Unlock()
+	if connected {
+		// A stop that came before the report stream opened (the
+		// gateway's own, right after connecting) goes out with the
+		// stream's first report: wait for it, briefly, so the session
+		// ends with its reason rather than as "the agent disconnected".
+		select {
+		case <-a.stopSent:
+		case <-time.After(stopReportWait):
+		}
+	}
 	for _, svc := range services {
 		if svc.srv != nil {
 			svc.srv.Close()
@@ -278,13 +296,25 @@ func (a *Agent) connectLoop(ctx context.Context) {
 		}
 		delay = 250 * time.Millisecond
 		a.log.Info("connected to the gateway", "url", a.dial.URL)
+		a.setConnected(true)
 		a.serveConn(ctx, conn)
+		a.setConnected(false)
 		conn.Close()
 		if ctx.Err() == nil {
 			a.log.Warn("lost the gateway connection; reconnecting")
 		}
 	}
 }
+
+func (a *Agent) setConnected(up bool) {
+	a.mu.Lock()
+	a.connected = up
+	a.mu.Unlock()
+}
+
+// stopReportWait bounds how long shutdown waits for the report stream to
+// carry the reason the session stops.
+const stopReportWait = 3 * time.Second
 
 // serveConn serves the gateway's streams and sends reports until the
 // connection ends.
@@ -446,6 +476,8 @@ func (a *Agent) sendReport(rep tunnel.Report) {
 	if r != nil {
 		if err := r.send(rep); err != nil {
 			a.log.Warn("report not sent", "err", err)
+		} else if rep.Stopping != "" {
+			a.stopSentOnce.Do(func() { close(a.stopSent) })
 		}
 	}
 }
@@ -471,7 +503,9 @@ func (a *Agent) reportLoop(ctx context.Context, conn *tunnel.Conn) {
 		}
 		a.mu.Unlock()
 	}()
-	r.send(tunnel.Report{Services: a.states(), Exit: a.exitStatus(), Stopping: stopping})
+	if r.send(tunnel.Report{Services: a.states(), Exit: a.exitStatus(), Stopping: stopping}) == nil && stopping != "" {
+		a.stopSentOnce.Do(func() { close(a.stopSent) })
+	}
 	tick := time.NewTicker(a.cfg.metricsInterval())
 	defer tick.Stop()
 	for {

@@ -304,7 +304,7 @@ func (c countingConn) Write(p []byte) (int, error) {
 func splice(a, b net.Conn) {
 	var wg sync.WaitGroup
 	cp := func(dst, src net.Conn) {
-		io.Copy(dst, src)
+		pump(dst, src)
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		} else {
@@ -316,6 +316,47 @@ func splice(a, b net.Conn) {
 	wg.Wait()
 	a.Close()
 	b.Close()
+}
+
+// bulkBuffers serve pump while data comes faster than it is read.
+var bulkBuffers = sync.Pool{New: func() any { return new([256 << 10]byte) }}
+
+// pump copies src to dst like io.Copy, in 32 KiB reads, and in 256 KiB
+// ones while reads fill the buffer (a download): a quarter of the system
+// calls, and frames as large as the tunnel's window. The large buffer goes
+// back to the pool once a read comes back short, so an idle kept-alive
+// stream holds only the small one.
+func pump(dst io.Writer, src io.Reader) error {
+	small := make([]byte, 32<<10)
+	var big *[256 << 10]byte
+	defer func() {
+		if big != nil {
+			bulkBuffers.Put(big)
+		}
+	}()
+	for {
+		buf := small
+		if big != nil {
+			buf = big[:]
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		switch {
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return err
+		case big == nil && n == len(buf):
+			big = bulkBuffers.Get().(*[256 << 10]byte)
+		case big != nil && n < len(buf):
+			bulkBuffers.Put(big)
+			big = nil
+		}
+	}
 }
 
 // prefixWriter prefixes each line a service writes with its name, so that
