@@ -42,6 +42,7 @@ import (
 type appProxy struct {
 	s      *Server
 	domain string // the wildcard base domain, e.g. "apps.example.org"; "" disables subdomain mode
+	logAll bool   // Options.LogAppRequests
 	proxy  *httputil.ReverseProxy
 
 	mu         sync.Mutex
@@ -133,7 +134,13 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app st
 	// A route of its own for the access log and metrics, which label by
 	// pattern: ids in paths must not mint series.
 	st.route = &appRoute
-	defer func() { p.s.logRequest(r, rec, st, time.Since(start)) }()
+	defer func() {
+		level := slog.LevelInfo
+		if !p.logAll && rec.status < 400 && r.Header.Get("Upgrade") == "" {
+			level = slog.LevelDebug
+		}
+		p.s.logRequestAt(level, r, rec, st, time.Since(start))
+	}()
 	w = rec
 	w.Header().Set(requestIDHeader, st.id)
 

@@ -121,6 +121,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 // logRequest writes the access log line and observes the latency. It logs
 // no headers and no query string: credentials never reach the log.
 func (s *Server) logRequest(r *http.Request, rec *recorder, st *requestState, elapsed time.Duration) {
+	s.logRequestAt(slog.LevelInfo, r, rec, st, elapsed)
+}
+
+// logRequestAt observes the request's latency and logs its access line at
+// level, if that level is logged.
+func (s *Server) logRequestAt(level slog.Level, r *http.Request, rec *recorder, st *requestState, elapsed time.Duration) {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK // the handler wrote nothing at all
@@ -132,6 +138,9 @@ func (s *Server) logRequest(r *http.Request, rec *recorder, st *requestState, el
 		method = "other" // a client must not be able to mint label values
 	}
 	s.duration.WithLabelValues(method, pattern, strconv.Itoa(status/100)+"xx").Observe(elapsed.Seconds())
+	if !st.base.Enabled(r.Context(), level) {
+		return
+	}
 
 	attrs := []slog.Attr{
 		slog.String("request_id", st.id),
@@ -152,7 +161,7 @@ func (s *Server) logRequest(r *http.Request, rec *recorder, st *requestState, el
 	if st.problem != "" {
 		attrs = append(attrs, slog.String("problem", st.problem))
 	}
-	st.base.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+	st.base.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
 func knownMethod(m string) bool {

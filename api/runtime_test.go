@@ -389,6 +389,23 @@ func TestRuntimeAppProxy(t *testing.T) {
 			t.Errorf("app saw Host %q, X-Forwarded-Proto %q", seen.Host, seen.Header.Get("X-Forwarded-Proto"))
 		}
 	})
+	t.Run("access log levels", func(t *testing.T) {
+		// A page's many app requests are logged at debug; failures and
+		// WebSocket opens at info (Options.LogAppRequests logs all at info).
+		w.wantStatus(w.appRequest(w.alice, "GET", base+"quiet-asset.js", nil), 200)
+		w.wantProblem(w.appRequest(w.alice, "GET", "/s/"+w.sid+"/nope/failing", nil), 404)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			quiet, failing := accessLevel(w.logs.String(), base+"quiet-asset.js"), accessLevel(w.logs.String(), "/s/"+w.sid+"/nope/failing")
+			if quiet == "DEBUG" && failing == "INFO" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("access lines at %q (a 200) and %q (a 404); want DEBUG and INFO", quiet, failing)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 	t.Run("redirect to the slash", func(t *testing.T) {
 		r := w.appRequest(w.alice, "GET", strings.TrimSuffix(base, "/"), nil)
 		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(r)
@@ -774,4 +791,15 @@ func TestRuntimePortalCookieAndLogout(t *testing.T) {
 	r = w.request("GET", base, nil)
 	r.AddCookie(&http.Cookie{Name: sessionCookie, Value: token})
 	w.wantProblem(r, 401)
+}
+
+// accessLevel is the level of the access line logged for path, or "".
+func accessLevel(logs, path string) string {
+	for line := range strings.Lines(logs) {
+		var rec struct{ Level, Msg, Path string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "request" && rec.Path == path {
+			return rec.Level
+		}
+	}
+	return ""
 }

@@ -41,6 +41,9 @@ type ServerConfig struct {
 	PublicURL string `toml:"public_url"`
 	LogFormat string `toml:"log_format"`
 	LogLevel  string `toml:"log_level"`
+	// LogAppRequests logs every request to a session's apps at info, not
+	// only failed ones and WebSocket opens.
+	LogAppRequests bool `toml:"log_app_requests"`
 }
 
 type DatabaseConfig struct {

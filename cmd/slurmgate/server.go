@@ -172,7 +172,8 @@ func runServer(ctx context.Context, cfg Config, logw io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           withPortal(api.New(g.bridge, api.Options{Logger: g.log, Registry: g.registry, AppsDomain: cfg.Sessions.AppsDomain, SSO: logins, PublicURL: cfg.Server.PublicURL})),
+		Handler: withPortal(api.New(g.bridge, api.Options{Logger: g.log, Registry: g.registry, AppsDomain: cfg.Sessions.AppsDomain, SSO: logins, PublicURL: cfg.Server.PublicURL,
+			LogAppRequests: cfg.Server.LogAppRequests})),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
