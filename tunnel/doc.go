@@ -43,8 +43,12 @@
 //
 //   - [KindHTTP]: HTTP/1.1 to a named service, as on a TCP connection;
 //     upgrades (WebSocket) and chunked bodies work, so an
-//     httputil.ReverseProxy whose Transport dials with [Conn.DialService]
-//     proxies an app. The agent adds the service's credentials.
+//     httputil.ReverseProxy with an [HTTPTransport] over the tunnel proxies
+//     an app. A service that needs its requests changed (its credential
+//     added, the gateway's path prefix removed) says how in its
+//     [ServiceState].Shape; a gateway that does so opens the stream with
+//     [Header].Shaped and the agent passes it to the app unparsed.
+//     Otherwise the agent changes each request itself.
 //   - [KindTCP]: raw bytes to a named service or a port on the node's loopback.
 //   - [KindPTY], [KindExec]: a process; both directions carry [Frame]s
 //     (stdin, resize, stdout, stderr, exit) so that resize and the exit code
