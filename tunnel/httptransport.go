@@ -93,8 +93,10 @@ func (t *HTTPTransport) get() *httpStream {
 // has neither closed it nor sent anything unasked (an app closing an idle
 // keep-alive connection shows here as EOF). The check reads with a
 // deadline already past, so it never waits; it is skipped for a stream
-// idle for less than recheckIdle, far below any app's idle timeout
-// (Node's and Apache's are 5 s), because it costs a timer.
+// idle for less than recheckIdle because it costs a timer: a stream
+// handed from request to request under load is not checked, one that
+// waited long enough for an app to time it out (Node's and Apache's
+// idle timeouts are 5 s; a Go server's may be its ReadTimeout) is.
 func (s *httpStream) open() bool {
 	if s.br.Buffered() > 0 {
 		return false
@@ -109,7 +111,7 @@ func (s *httpStream) open() bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-const recheckIdle = 250 * time.Millisecond
+const recheckIdle = 10 * time.Millisecond
 
 func (t *HTTPTransport) put(s *httpStream) {
 	s.idleSince = time.Now()
