@@ -89,11 +89,18 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, notFoundProblem.with("password login is not configured on this gateway (sso.local_accounts or [sso.ldap])"))
 		return
 	}
+	if s.throttled(w, r, in.Username) {
+		return
+	}
 	id, err := s.sso.Password(r.Context(), in.Username, in.Password)
 	if err != nil {
+		if e := (*sso.Error)(nil); errors.As(err, &e) && e.Reason == sso.BadCredentials {
+			s.loginThrottle.failed(s.now(), in.Username, r)
+		}
 		s.loginRefused(w, r, err)
 		return
 	}
+	s.loginThrottle.succeeded(in.Username)
 	ps, u, ok := s.startPortalSession(w, r, id, "")
 	if !ok {
 		return

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -501,4 +502,52 @@ func TestLoginAgainRevokesThePortalSessionItReplaces(t *testing.T) {
 	}
 	a.wantProblem(a.withCookie("GET", "/api/v1/me", nil, first.Value, ""), http.StatusUnauthorized)
 	a.wantStatus(a.withCookie("GET", "/api/v1/me", nil, second.Value, ""), http.StatusOK)
+}
+
+func TestLoginThrottledAfterRepeatedFailures(t *testing.T) {
+	// carol's local account: the test directory locks an account after
+	// five failed binds (its password policy), as many sites' do.
+	a := newLoginAPI(t)
+	var mu sync.Mutex
+	now := time.Now()
+	a.srv.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	wantThrottled := func(password, retryAfter string) {
+		t.Helper()
+		resp, body := a.passwordLogin("carol", password, nil)
+		p := checkProblem(t, resp.StatusCode, resp.Header, body, http.StatusTooManyRequests)
+		if resp.Header.Get("Retry-After") != retryAfter || !strings.Contains(p.Detail, "try again in "+retryAfter+" s") {
+			t.Fatalf("throttled login: Retry-After %q, detail %q; want %s s", resp.Header.Get("Retry-After"), p.Detail, retryAfter)
+		}
+	}
+	wrong := func() {
+		t.Helper()
+		resp, body := a.passwordLogin("carol", "not-carols-pw", nil)
+		checkProblem(t, resp.StatusCode, resp.Header, body, http.StatusUnauthorized)
+	}
+
+	for range freeUserFailures {
+		wrong()
+	}
+	// Now even the right password waits: it is not checked at all.
+	wantThrottled(carolLocalPassword, "1")
+	// Another user at the same address is not held up.
+	if resp, body := a.passwordLogin("bob", "bob-pw", nil); resp.StatusCode != 200 {
+		t.Fatalf("bob's login while carol is throttled: %d %s", resp.StatusCode, body)
+	}
+	// After the wait the right password works, and clears the count.
+	advance(time.Second)
+	if resp, body := a.passwordLogin("carol", carolLocalPassword, nil); resp.StatusCode != 200 {
+		t.Fatalf("carol's login after the wait: %d %s", resp.StatusCode, body)
+	}
+	for range freeUserFailures {
+		wrong()
+	}
+	// Each failure past the allowance doubles the wait.
+	advance(time.Second)
+	wrong()
+	wantThrottled("not-carols-pw", "2")
+	advance(2 * time.Second)
+	wrong()
+	wantThrottled("not-carols-pw", "4")
 }

@@ -60,11 +60,13 @@ type Server struct {
 	maxBody  int64
 	skew     time.Duration
 	now      func() time.Time
-	duration *prometheus.HistogramVec
-	routes   []*route
-	mux      *http.ServeMux
-	openapi  []byte // the OpenAPI document, rendered once from routes
-	sso      *sso.Service
+
+	loginThrottle loginThrottle // loginthrottle.go
+	duration      *prometheus.HistogramVec
+	routes        []*route
+	mux           *http.ServeMux
+	openapi       []byte // the OpenAPI document, rendered once from routes
+	sso           *sso.Service
 	// apps is the app proxy (appproxy.go), served beside the API.
 	apps            *appProxy
 	tunnelKeepalive tunnel.Keepalive
