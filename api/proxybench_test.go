@@ -657,7 +657,18 @@ func BenchmarkAppProxyWebSocketEcho(b *testing.B) {
 	for b.Loop() {
 		rate := map[string]float64{}
 		for _, t := range targets {
-			rate[t.name] = wsEcho(b, t.name, t.url, w.authz(), 10)
+			r, err := wsEcho(t.url, w.authz(), 10)
+			if err != nil {
+				// configurable-http-proxy has been seen, rarely, to pass a
+				// frame that gorilla refuses ("RSV1 set") on this path,
+				// which does not touch our code: one more try, said.
+				b.Logf("%s: %v; once more", t.name, err)
+				r, err = wsEcho(t.url, w.authz(), 10)
+			}
+			if err != nil {
+				b.Fatalf("%s: %v", t.name, err)
+			}
+			rate[t.name] = r
 		}
 		d := rate["direct"]
 		b.ReportMetric(rate["slurmgate"], "sg-msgs/s")
@@ -667,8 +678,7 @@ func BenchmarkAppProxyWebSocketEcho(b *testing.B) {
 	}
 }
 
-func wsEcho(tb testing.TB, name, url string, h http.Header, conns int) float64 {
-	tb.Helper()
+func wsEcho(url string, h http.Header, conns int) (float64, error) {
 	msg := bytes.Repeat([]byte("m"), 100)
 	cs := make([]*websocket.Conn, conns)
 	for i := range cs {
@@ -678,13 +688,15 @@ func wsEcho(tb testing.TB, name, url string, h http.Header, conns int) float64 {
 			if resp != nil {
 				status = resp.StatusCode
 			}
-			tb.Fatalf("%s: WebSocket %s: %v (HTTP %d)", name, url, err, status)
+			return 0, fmt.Errorf("WebSocket %s: %v (HTTP %d)", url, err, status)
 		}
 		defer c.Close()
 		cs[i] = c
 	}
 	var n atomic.Int64
-	var failed atomic.Value
+	// The first failure; an atomic.Value would panic on the second, of
+	// another type.
+	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(benchLoad)
@@ -692,11 +704,12 @@ func wsEcho(tb testing.TB, name, url string, h http.Header, conns int) float64 {
 		wg.Go(func() {
 			for time.Now().Before(end) {
 				if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
-					failed.Store(err)
+					failed.CompareAndSwap(nil, &err)
 					return
 				}
 				if _, got, err := c.ReadMessage(); err != nil || !bytes.Equal(got, msg) {
-					failed.Store(fmt.Errorf("echo %q: %v", got, err))
+					err = fmt.Errorf("echo %q: %v", got, err)
+					failed.CompareAndSwap(nil, &err)
 					return
 				}
 				n.Add(1)
@@ -705,9 +718,9 @@ func wsEcho(tb testing.TB, name, url string, h http.Header, conns int) float64 {
 	}
 	wg.Wait()
 	if err := failed.Load(); err != nil {
-		tb.Fatalf("%s: %v", name, err)
+		return 0, *err
 	}
-	return float64(n.Load()) / time.Since(start).Seconds()
+	return float64(n.Load()) / time.Since(start).Seconds(), nil
 }
 
 // BenchmarkTerminals opens 1,000 terminals (real PTYs and login shells on
