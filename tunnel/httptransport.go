@@ -131,8 +131,8 @@ func (t *HTTPTransport) put(s *httpStream) {
 }
 
 // RoundTrip sends the request on an idle stream, or a new one, and returns
-// the response; its body releases the stream for the next request once
-// read to the end and closed.
+// the response. Its body hands the stream back for the next request once
+// read to the end; closed before that, it closes the stream.
 func (t *HTTPTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		s := t.get()
@@ -151,10 +151,11 @@ func (t *HTTPTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		s.conn.Close()
 		// A reused stream may have been closed by the app just as the
-		// request went out; a request that can be sent again is sent
-		// once more on a new stream, as net/http.Transport does.
+		// request went out; a request that can be sent again is sent on
+		// another stream (a few times at most), as net/http.Transport
+		// does.
 		var se *sentError
-		if reused && attempt < 3 && errors.As(err, &se) && !se.answered && replayable(req) {
+		if reused && attempt < 3 && req.Context().Err() == nil && errors.As(err, &se) && !se.answered && replayable(req) {
 			continue
 		}
 		closeBody(req)
