@@ -157,7 +157,11 @@ func TestRestartE2EGatewayKilledAgentReconnects(t *testing.T) {
 		}
 	}
 	genv = append(genv, "SLURMGATE_DATABASE_URL="+dbURL, "SLURMGATE_SERVER_LISTEN="+addr, "SLURMGATE_SERVER_PUBLIC_URL=http://"+addr,
-		"SLURMGATE_SESSIONS_AGENT_BINARY="+bin, "SLURMGATE_SESSIONS_TUNNEL_URL=ws://"+addr+"/api/v1/agent/tunnel")
+		"SLURMGATE_SESSIONS_AGENT_BINARY="+bin, "SLURMGATE_SESSIONS_TUNNEL_URL=ws://"+addr+"/api/v1/agent/tunnel",
+		// An organisation of its own: the server's account sync deletes
+		// every account of its organisation that its (fresh) database
+		// does not want, and the default is make dev's gateway's.
+		fmt.Sprintf("SLURMGATE_SYNC_MANAGED_ORGANIZATION=sgtest-restart-%x", time.Now().UnixNano()&0xffffffff))
 	gw := &gatewayProcess{t: t, bin: bin, env: genv, log: filepath.Join(t.TempDir(), "gateway.log"), addr: addr}
 	gw.start()
 	t.Cleanup(gw.kill)
