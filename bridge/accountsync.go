@@ -263,6 +263,36 @@ func (s *AccountSync) Plan(ctx context.Context) (*SyncPlan, error) {
 	return s.diff(want, accts, assocs), nil
 }
 
+// EnsureFor creates, now, what Slurm lacks for user to submit under account
+// (one of Slurmgate's project accounts): the account and its parents, and
+// the user's association, as the next full run would. It never deletes or
+// updates anything, so it is safe to call from a submit that Slurm refused
+// for its account. It returns how many changes it applied.
+func (s *AccountSync) EnsureFor(ctx context.Context, account, user string) (int, error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	plan, err := s.Plan(ctx)
+	if err != nil {
+		return 0, err
+	}
+	sub := &SyncPlan{owners: plan.owners}
+	for _, c := range plan.Changes {
+		switch {
+		case c.Kind == SyncCreateAccount && (c.Account == account || strings.HasPrefix(account, c.Account+".")),
+			c.Kind == SyncCreateAssociation && c.Account == account && c.User == user:
+			sub.Changes = append(sub.Changes, c)
+		}
+	}
+	if sub.Empty() {
+		return 0, nil
+	}
+	res, err := s.apply(ctx, sub, maps.Clone(plan.owners))
+	return res.Applied, err
+}
+
 // Apply carries out plan's changes in order. A failed change does not stop
 // the others; only those that depend on it (the children of an account that
 // could not be created, the parent of one that could not be deleted) are

@@ -103,6 +103,16 @@ func (b *Bridge) submitSpec(ctx context.Context, s Session, spec slurmctl.JobSpe
 		b.hooks.beforeSubmit(&spec)
 	}
 	jobID, err := b.slurm.Submit(ctx, s.Owner, spec)
+	if errors.Is(err, slurmctl.ErrInvalidAccount) && spec.Account != "" {
+		// The project or the membership may be newer than the account
+		// sync's last pass (it follows each change, but takes seconds of
+		// sacctmgr): create what this job needs now, and try once more.
+		if n, serr := b.NewAccountSync().EnsureFor(ctx, spec.Account, s.Owner); serr != nil {
+			b.log.Warn("creating a session's Slurm account after Slurm refused it", "session", s.ID, "account", spec.Account, "err", serr)
+		} else if n > 0 {
+			jobID, err = b.slurm.Submit(ctx, s.Owner, spec)
+		}
+	}
 	if err != nil {
 		if errors.Is(err, slurmctl.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return 0, err // the reconciler retries
