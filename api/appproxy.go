@@ -249,19 +249,8 @@ func (p *appProxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	stripGatewayCookies(pr.Out)
-	if sh := t.shape; sh != nil {
-		if sh.StripPrefix {
-			// An app that cannot be told a base URL is served at "/".
-			prefix := "/s/" + t.agent.SessionID + "/" + t.service
-			if rest, ok := strings.CutPrefix(pr.Out.URL.Path, prefix); ok && (rest == "" || rest[0] == '/') {
-				pr.Out.URL.Path = cmpOr(rest, "/")
-				pr.Out.URL.RawPath = ""
-				h.Set("X-Forwarded-Prefix", prefix)
-			}
-		}
-		if sh.AuthHeader != "" {
-			h.Set(sh.AuthHeader, sh.AuthValue)
-		}
+	if t.shape != nil {
+		t.shape.Apply(pr.Out, t.agent.SessionID, t.service)
 	}
 }
 

@@ -59,16 +59,17 @@ func benchService(tb testing.TB, serve func(net.Conn)) string {
 	return l.Addr().String()
 }
 
-// spliceAgent accepts every stream on agent and splices it to addr, both
-// ways with half-close, as the agent does for tcp streams.
-func spliceAgent(agent *Conn, addr string) {
+// spliceAgent accepts every stream on agent and splices it to the address
+// route names for its header, both ways with half-close, as the agent does
+// for tcp streams.
+func spliceAgent(agent *Conn, route func(Header) string) {
 	for {
 		s, err := agent.AcceptStream(context.Background())
 		if err != nil {
 			return
 		}
 		go func() {
-			t, err := net.Dial("tcp", addr)
+			t, err := net.Dial("tcp", route(s.Header))
 			if err != nil {
 				s.Reject(err.Error())
 				return
@@ -88,7 +89,7 @@ func spliceAgent(agent *Conn, addr string) {
 func benchTunnel(tb testing.TB, addr string) func() net.Conn {
 	g := newGateway(tb, Keepalive{})
 	agent, gw := connect(tb, g, g.url(), Keepalive{})
-	go spliceAgent(agent, addr)
+	go spliceAgent(agent, func(Header) string { return addr })
 	return func() net.Conn {
 		s, err := gw.OpenStream(context.Background(), Header{Kind: KindTCP, Service: "bench"})
 		if err != nil {
@@ -263,30 +264,12 @@ func BenchmarkEchoBesideDownload(b *testing.B) {
 	})
 	g := newGateway(b, Keepalive{})
 	agent, gw := connect(b, g, g.url(), Keepalive{})
-	go func() {
-		for {
-			s, err := agent.AcceptStream(context.Background())
-			if err != nil {
-				return
-			}
-			addr := echo
-			if s.Header.Service == "source" {
-				addr = source
-			}
-			go func() {
-				t, err := net.Dial("tcp", addr)
-				if err != nil {
-					s.Reject(err.Error())
-					return
-				}
-				s.Accept()
-				go func() { io.Copy(t, s); closeWrite(t) }()
-				io.Copy(s, t)
-				s.Close()
-				t.Close()
-			}()
+	go spliceAgent(agent, func(h Header) string {
+		if h.Service == "source" {
+			return source
 		}
-	}()
+		return echo
+	})
 	open := func(service string) net.Conn {
 		s, err := gw.OpenStream(context.Background(), Header{Kind: KindTCP, Service: service})
 		if err != nil {

@@ -34,24 +34,7 @@ func newTransportWorld(t *testing.T, app *http.Server) *transportWorld {
 	t.Helper()
 	g := newGateway(t, Keepalive{})
 	agent, gw := connect(t, g, g.url(), Keepalive{})
-	l := &streamListener{c: make(chan net.Conn), done: make(chan struct{})}
-	go func() {
-		for {
-			s, err := agent.AcceptStream(context.Background())
-			if err != nil {
-				l.Close()
-				return
-			}
-			s.Accept()
-			select {
-			case l.c <- s:
-			case <-l.done:
-				return
-			}
-		}
-	}()
-	go app.Serve(l)
-	t.Cleanup(func() { app.Close() })
+	serveHTTPWith(t, agent, app)
 
 	w := &transportWorld{gw: gw}
 	w.tr = &HTTPTransport{Open: func(ctx context.Context) (net.Conn, error) {

@@ -1,10 +1,13 @@
 package tunnel
 
 import (
+	"cmp"
 	"encoding/json"
 	"io"
 	"iter"
 	"log/slog"
+	"net/http"
+	"strings"
 	"time"
 )
 
@@ -50,6 +53,23 @@ type HTTPShape struct {
 	// database or logs (LogValue).
 	AuthHeader string `json:"auth_header,omitempty"`
 	AuthValue  string `json:"auth_value,omitempty"`
+}
+
+// Apply shapes r, a request to service of session as the browser sent it
+// to the gateway. Both ends call it: the gateway for Shaped streams, the
+// agent for the others.
+func (s HTTPShape) Apply(r *http.Request, session, service string) {
+	if s.StripPrefix {
+		prefix := "/s/" + session + "/" + service
+		if rest, ok := strings.CutPrefix(r.URL.Path, prefix); ok && (rest == "" || rest[0] == '/') {
+			r.URL.Path = cmp.Or(rest, "/")
+			r.URL.RawPath = ""
+			r.Header.Set("X-Forwarded-Prefix", prefix)
+		}
+	}
+	if s.AuthHeader != "" {
+		r.Header.Set(s.AuthHeader, s.AuthValue)
+	}
 }
 
 // LogValue keeps the app's credential out of logs.

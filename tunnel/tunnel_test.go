@@ -232,7 +232,10 @@ type streamListener struct {
 	once sync.Once
 }
 
-func serveHTTP(t testing.TB, c *Conn, h http.Handler) {
+func serveHTTP(t testing.TB, c *Conn, h http.Handler) { serveHTTPWith(t, c, &http.Server{Handler: h}) }
+
+// serveHTTPWith serves srv on c's incoming streams until the test ends.
+func serveHTTPWith(t testing.TB, c *Conn, srv *http.Server) {
 	l := &streamListener{c: make(chan net.Conn), done: make(chan struct{})}
 	go func() {
 		for {
@@ -249,7 +252,6 @@ func serveHTTP(t testing.TB, c *Conn, h http.Handler) {
 			}
 		}
 	}()
-	srv := &http.Server{Handler: h}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 }

@@ -347,14 +347,7 @@ func (a *Agent) serveStream(s *tunnel.Stream) {
 			a.spliceStream(s, svc.dial)
 			return
 		}
-		if err := s.Accept(); err != nil {
-			s.Close()
-			return
-		}
-		a.activity.streams.Add(1)
-		if !svc.streams.push(countingConn{s, &a.activity.bytes}) {
-			s.Close()
-		}
+		a.proxyStream(s, svc)
 	case tunnel.KindTCP:
 		switch {
 		case h.Service == SSHService && a.service(SSHService) == nil:
@@ -377,14 +370,7 @@ func (a *Agent) serveStream(s *tunnel.Stream) {
 				// already checked the caller may use the session, so it
 				// goes through the proxy that adds them. The token still
 				// keeps other users on the node out of the port itself.
-				if err := s.Accept(); err != nil {
-					s.Close()
-					return
-				}
-				a.activity.streams.Add(1)
-				if !svc.streams.push(countingConn{s, &a.activity.bytes}) {
-					s.Close()
-				}
+				a.proxyStream(s, svc)
 				return
 			}
 			a.spliceStream(s, svc.dial)
@@ -408,6 +394,19 @@ func (a *Agent) serveStream(s *tunnel.Stream) {
 		a.stop(errors.New(reason))
 	default:
 		s.Reject(fmt.Sprintf("this agent does not serve %q streams; upgrade the agent", h.Kind))
+	}
+}
+
+// proxyStream accepts a stream and hands it to the service's proxy, which
+// changes each request as the service needs (credential, prefix).
+func (a *Agent) proxyStream(s *tunnel.Stream, svc *service) {
+	if err := s.Accept(); err != nil {
+		s.Close()
+		return
+	}
+	a.activity.streams.Add(1)
+	if !svc.streams.push(countingConn{s, &a.activity.bytes}) {
+		s.Close()
 	}
 }
 

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -28,7 +27,10 @@ type service struct {
 	network string // "unix" or "tcp"
 	address string
 	token   string
-	auth    [2]string // header name and value added to proxied requests
+	// shape is what each HTTP request needs (the credential the agent
+	// gave the app, the gateway's prefix removed); set before the service
+	// starts and never changed. Zero when nothing.
+	shape tunnel.HTTPShape
 
 	streams *streamListener // HTTP streams from the gateway, when proxied; nil when spliced
 	srv     *http.Server
@@ -85,7 +87,7 @@ func (a *Agent) startService(cfg Service) (*service, error) {
 	}
 	if cfg.AuthHeader != "" {
 		name, value, _ := strings.Cut(expand(cfg.AuthHeader), ":")
-		svc.auth = [2]string{strings.TrimSpace(name), strings.TrimSpace(value)}
+		svc.shape.AuthHeader, svc.shape.AuthValue = strings.TrimSpace(name), strings.TrimSpace(value)
 	}
 	argv := make([]string, len(cfg.Command))
 	for i, s := range cfg.Command {
@@ -95,14 +97,15 @@ func (a *Agent) startService(cfg Service) (*service, error) {
 	for i, kv := range env {
 		env[i] = expand(kv)
 	}
-	if cfg.Protocol == "http" && (svc.auth[0] != "" || !cfg.BaseURL) {
+	svc.shape.StripPrefix = !cfg.BaseURL
+	if cfg.Protocol == "http" && svc.shape != (tunnel.HTTPShape{}) {
 		// A service whose requests need changing (its credentials added,
 		// the gateway's prefix stripped) says how in its reports, and
 		// the gateway does it: its http streams come Shaped and are
 		// spliced to the app like the others' (serveStream). The proxy
 		// here serves what the gateway does not shape: forwarded ports
 		// (tcp streams), and gateways that predate shaping.
-		svc.state.Shape = &tunnel.HTTPShape{StripPrefix: !cfg.BaseURL, AuthHeader: svc.auth[0], AuthValue: svc.auth[1]}
+		svc.state.Shape = &svc.shape
 		svc.streams = newStreamListener()
 		svc.srv = &http.Server{Handler: a.serviceProxy(svc), ReadHeaderTimeout: time.Minute}
 		go svc.srv.Serve(svc.streams)
@@ -170,8 +173,8 @@ func (svc *service) check(ctx context.Context) error {
 		path = "/"
 	}
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+svc.cfg.Name+path, nil)
-	if svc.auth[0] != "" {
-		req.Header.Set(svc.auth[0], svc.auth[1])
+	if svc.shape.AuthHeader != "" {
+		req.Header.Set(svc.shape.AuthHeader, svc.shape.AuthValue)
 	}
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return svc.dial(ctx) }}
 	defer tr.CloseIdleConnections()
@@ -209,20 +212,9 @@ func (a *Agent) serviceProxy(svc *service) http.Handler {
 			r.Out.URL.Scheme = "http"
 			r.Out.URL.Host = svc.cfg.Name
 			r.Out.Host = r.In.Host // the gateway chose what the app sees
-			if !svc.cfg.BaseURL {
-				// The gateway forwards /s/{session}/{name}/… as the
-				// browser sent it; an app that cannot be told a base URL
-				// is served at "/", so the prefix stops here.
-				prefix := "/s/" + a.cfg.SessionID + "/" + svc.cfg.Name
-				if rest, ok := strings.CutPrefix(r.Out.URL.Path, prefix); ok && (rest == "" || rest[0] == '/') {
-					r.Out.URL.Path = cmp.Or(rest, "/")
-					r.Out.URL.RawPath = ""
-					r.Out.Header.Set("X-Forwarded-Prefix", prefix)
-				}
-			}
-			if svc.auth[0] != "" {
-				r.Out.Header.Set(svc.auth[0], svc.auth[1])
-			}
+			// The gateway forwards /s/{session}/{name}/… as the browser
+			// sent it, unshaped on these streams.
+			svc.shape.Apply(r.Out, a.cfg.SessionID, svc.cfg.Name)
 		},
 		Transport: &http.Transport{
 			DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return svc.dial(ctx) },
