@@ -8,8 +8,11 @@ package api
 // Go HTTP/WebSocket server, also a child process. Baselines are measured
 // in the same run against that same backend: direct, configurable-http-proxy
 // 5.3.0 (JupyterHub's proxy) and Apache mod_proxy (Open OnDemand's), which
-// testdata/bench/tools installs when missing. Each benchmark prints its
-// numbers as ratios with b.ReportMetric and a log line.
+// testdata/bench/tools installs when missing. Each benchmark also measures
+// the floor of a path's shape: bare TCP relays (benchRelay), one for the
+// peers' one hop and two in a row for our two (gateway and agent), which
+// no proxy of that shape can beat here. Each benchmark prints its numbers
+// as ratios with b.ReportMetric and a log line.
 //
 // Small requests are loaded with wrk (keep-alive, fixed duration) for all
 // four targets alike; downloads, WebSocket echo and terminals use Go
@@ -78,6 +81,8 @@ func init() {
 		err = benchAgent(os.Getenv("SLURMGATE_BENCH_CONFIG"))
 	case "terminals":
 		err = benchTerminalClients()
+	case "relay":
+		err = benchRelay(os.Getenv("SLURMGATE_BENCH_ADDR"), os.Getenv("SLURMGATE_BENCH_TARGET"))
 	default:
 		err = fmt.Errorf("unknown role")
 	}
@@ -125,6 +130,74 @@ func benchBackend(addr string) error {
 			w.Write(benchSmallBody)
 		}
 	}))
+}
+
+// benchRelay forwards every connection on addr to target and does nothing
+// else: no parsing, no authentication, no multiplexing. Two in a row are the
+// two-hop floor: what any proxy with a hop in the gateway and one beside
+// the service (ours: gateway and agent) cannot beat on this machine, since
+// every byte crosses loopback three times instead of once. io.Copy between
+// TCP connections splices (splice(2)), so not even a copy through user
+// space is paid.
+func benchRelay(addr, target string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			d, err := net.Dial("tcp", target)
+			if err != nil {
+				return
+			}
+			defer d.Close()
+			go func() {
+				io.Copy(d, c)
+				d.(*net.TCPConn).CloseWrite()
+			}()
+			io.Copy(c, d)
+		}()
+	}
+}
+
+// relays is two relays in a row in front of the backend (see benchRelay):
+// the first alone is the one-hop floor, both are the two-hop floor.
+type relays struct {
+	oneHop, twoHop string // URLs
+	oneCPU, twoCPU procSet
+}
+
+func startRelays(tb testing.TB, backend string) relays {
+	tb.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var urls []string
+	var pids []int
+	target := backend
+	for range 2 {
+		port, err := benchFreePort()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		log := &lockedBuffer{}
+		cmd := benchChild(exe, log, benchRoleEnv+"=relay", "SLURMGATE_BENCH_ADDR="+addr, "SLURMGATE_BENCH_TARGET="+target)
+		if err := cmd.Start(); err != nil {
+			tb.Fatalf("starting a relay: %v", err)
+		}
+		tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		waitListening(tb, addr, "the relay", log)
+		urls, pids = append(urls, "http://"+addr), append(pids, cmd.Process.Pid)
+		target = addr
+	}
+	return relays{oneHop: urls[0], twoHop: urls[1], oneCPU: procSet{pids: pids[:1]}, twoCPU: procSet{pids: pids}}
 }
 
 // benchAgent runs the real agent as `slurmgate agent` does.
@@ -522,6 +595,7 @@ func BenchmarkAppProxySmallRequests(b *testing.B) {
 	w := newBenchWorld(b)
 	chpURL, chpProc := startCHP(b, tools["CHP"], w.backend)
 	apacheURL, apacheProc := startApache(b, tools["APACHE2"], w.backend)
+	floors := startRelays(b, w.backend)
 	targets := []struct {
 		name, url string
 		proxy     procSet // the proxy's processes, whose CPU each request costs
@@ -532,6 +606,8 @@ func BenchmarkAppProxySmallRequests(b *testing.B) {
 		{"slurmgate", w.appURL("small"), procSet{pids: []int{os.Getpid(), w.agent.Process.Pid}}},
 		{"chp", chpURL + w.appPath("small"), procSet{pids: []int{chpProc.Pid}, tree: true}},
 		{"apache", apacheURL + w.appPath("small"), procSet{pids: []int{apacheProc.Pid}, tree: true}},
+		{"floor1", floors.oneHop + w.appPath("small"), floors.oneCPU},
+		{"floor", floors.twoHop + w.appPath("small"), floors.twoCPU},
 	}
 	for _, t := range targets {
 		checkGet(b, t.name, t.url, w.token, benchSmallBody)
@@ -546,7 +622,7 @@ func BenchmarkAppProxySmallRequests(b *testing.B) {
 				res[t.name] = r
 				cpu[t.name] = (t.proxy.cpu() - before) / time.Duration(max(1, r.requests))
 			}
-			d, sg, chp, ap := res["direct"], res["slurmgate"], res["chp"], res["apache"]
+			d, sg, chp, ap, fl, fl1 := res["direct"], res["slurmgate"], res["chp"], res["apache"], res["floor"], res["floor1"]
 			b.ReportMetric(float64(cpu["slurmgate"].Nanoseconds())/1000, fmt.Sprintf("sg-c%d-cpu-µs/req", c))
 			b.ReportMetric(float64(cpu["apache"])/float64(cpu["slurmgate"]), fmt.Sprintf("apache/sg-cpu-c%d", c))
 			b.Logf("c=%d CPU per request in the proxy (less than the rates, it does not depend on what else runs): slurmgate %v (gateway and agent, two hops), chp %v, apache %v (%.2f× ours)",
@@ -556,6 +632,11 @@ func BenchmarkAppProxySmallRequests(b *testing.B) {
 			b.ReportMetric(sg.rps/chp.rps, fmt.Sprintf("sg/chp-c%d", c))
 			b.Logf("c=%d req/s: direct %.0f, slurmgate %.0f (%.2f× direct, %.2f× apache, %.2f× chp; goal ≥ 1× apache), chp %.0f (%.2f× direct), apache %.0f (%.2f× direct)",
 				c, d.rps, sg.rps, sg.rps/d.rps, sg.rps/ap.rps, sg.rps/chp.rps, chp.rps, chp.rps/d.rps, ap.rps, ap.rps/d.rps)
+			b.ReportMetric(sg.rps/fl.rps, fmt.Sprintf("sg/floor-c%d", c))
+			b.Logf("c=%d floors (bare TCP relays, see benchRelay): two hops %.0f req/s (%.2f× direct, %.2f× apache), p50 %v (+%v), CPU %v per request; one hop %.0f req/s, p50 %v (+%v), CPU %v per request",
+				c, fl.rps, fl.rps/d.rps, fl.rps/ap.rps, fl.p50, fl.p50-d.p50, cpu["floor"], fl1.rps, fl1.p50, fl1.p50-d.p50, cpu["floor1"])
+			b.Logf("c=%d against the floor of their own path: slurmgate %.2f× two hops', apache %.2f× and chp %.2f× one hop's",
+				c, sg.rps/fl.rps, ap.rps/fl1.rps, chp.rps/fl1.rps)
 			b.Logf("c=%d p50: direct %v, slurmgate %v (+%v; goal ≤ +300µs at c=10), chp %v (+%v), apache %v (+%v)",
 				c, d.p50, sg.p50, sg.p50-d.p50, chp.p50, chp.p50-d.p50, ap.p50, ap.p50-d.p50)
 			for _, t := range targets {
@@ -595,11 +676,13 @@ func BenchmarkAppProxyDownload(b *testing.B) {
 	w := newBenchWorld(b)
 	chpURL, _ := startCHP(b, tools["CHP"], w.backend)
 	apacheURL, _ := startApache(b, tools["APACHE2"], w.backend)
+	floor := startRelays(b, w.backend).twoHop
 	targets := []struct{ name, url string }{
 		{"direct", "http://" + w.backend + w.appPath("big")},
 		{"slurmgate", w.appURL("big")},
 		{"chp", chpURL + w.appPath("big")},
 		{"apache", apacheURL + w.appPath("big")},
+		{"floor", floor + w.appPath("big")},
 	}
 	for b.Loop() {
 		mibs := map[string]float64{}
@@ -614,8 +697,11 @@ func BenchmarkAppProxyDownload(b *testing.B) {
 		d := mibs["direct"]
 		b.ReportMetric(mibs["slurmgate"], "sg-MiB/s")
 		b.ReportMetric(mibs["slurmgate"]/d, "sg/direct")
+		b.ReportMetric(mibs["slurmgate"]/mibs["floor"], "sg/floor")
 		b.Logf("256 MiB download: direct %.0f MiB/s, slurmgate %.0f MiB/s (%.2f× direct; goal ≥ 0.5×), chp %.0f MiB/s (%.2f×), apache %.0f MiB/s (%.2f×)",
 			d, mibs["slurmgate"], mibs["slurmgate"]/d, mibs["chp"], mibs["chp"]/d, mibs["apache"], mibs["apache"]/d)
+		b.Logf("256 MiB download, two-hop floor (two bare splicing TCP relays): %.0f MiB/s (%.2f× direct); slurmgate %.2f× the floor",
+			mibs["floor"], mibs["floor"]/d, mibs["slurmgate"]/mibs["floor"])
 	}
 }
 
@@ -648,11 +734,13 @@ func BenchmarkAppProxyWebSocketEcho(b *testing.B) {
 	ws := func(u string) string { return "ws" + strings.TrimPrefix(u, "http") }
 	chpURL, _ := startCHP(b, tools["CHP"], w.backend)
 	apacheURL, _ := startApache(b, tools["APACHE2"], w.backend)
+	floor := startRelays(b, w.backend).twoHop
 	targets := []struct{ name, url string }{
 		{"direct", "ws://" + w.backend + w.appPath("ws")},
 		{"slurmgate", ws(w.appURL("ws"))},
 		{"chp", ws(chpURL) + w.appPath("ws")},
 		{"apache", ws(apacheURL) + w.appPath("ws")},
+		{"floor", ws(floor) + w.appPath("ws")},
 	}
 	for b.Loop() {
 		rate := map[string]float64{}
@@ -673,8 +761,11 @@ func BenchmarkAppProxyWebSocketEcho(b *testing.B) {
 		d := rate["direct"]
 		b.ReportMetric(rate["slurmgate"], "sg-msgs/s")
 		b.ReportMetric(rate["slurmgate"]/d, "sg/direct")
+		b.ReportMetric(rate["slurmgate"]/rate["floor"], "sg/floor")
 		b.Logf("WebSocket echo msgs/s (c=10): direct %.0f, slurmgate %.0f (%.2f× direct; goal ≥ 0.6×), chp %.0f (%.2f×), apache %.0f (%.2f×)",
 			d, rate["slurmgate"], rate["slurmgate"]/d, rate["chp"], rate["chp"]/d, rate["apache"], rate["apache"]/d)
+		b.Logf("WebSocket echo, two-hop floor (two bare TCP relays): %.0f msgs/s (%.2f× direct); slurmgate %.2f× the floor",
+			rate["floor"], rate["floor"]/d, rate["slurmgate"]/rate["floor"])
 	}
 }
 
