@@ -163,6 +163,9 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app st
 	}
 	ag, err := p.s.b.UseSession(r.Context(), st.actor, session)
 	if err != nil {
+		if p.s.forwardIfElsewhere(w, r, err) {
+			return
+		}
 		if bridge.KindOf(err) == bridge.KindUnavailable {
 			writeProblem(w, r, badGateway.with("%v", err))
 			return
@@ -243,6 +246,7 @@ func (p *appProxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	h := pr.Out.Header
 	h.Del("Authorization")
+	h.Del(forwardedHeader)
 	for name := range h {
 		if strings.HasPrefix(strings.ToLower(name), "x-sg-") {
 			h.Del(name)

@@ -232,7 +232,7 @@ func (s *Server) authenticateSignature(w http.ResponseWriter, r *http.Request, s
 	}
 	// A signature stays acceptable while its date is within ±skew of the
 	// server's clock, which spans 2×skew of real time.
-	fresh, err := s.b.RememberSignature(r.Context(), sig, 2*s.skew)
+	fresh, err := s.b.RememberSignature(r.Context(), s.signatureToRemember(r, sig), 2*s.skew)
 	if err != nil {
 		writeError(w, r, err)
 		return false

@@ -146,6 +146,12 @@ func (e execStream) Write(p []byte) (int, error) {
 }
 
 func (s *Server) sessionExec(w http.ResponseWriter, r *http.Request) {
+	// The agent first: a request for another replica's agent is forwarded
+	// with its body unread.
+	ag, ok := s.useSession(w, r)
+	if !ok {
+		return
+	}
 	var in execRequest
 	if !decodeJSON(w, r, &in) {
 		return
@@ -163,10 +169,6 @@ func (s *Server) sessionExec(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, p)
 			return
 		}
-	}
-	ag, ok := s.useSession(w, r)
-	if !ok {
-		return
 	}
 	ag.Touch()
 	n := &ndjson{w: w, enc: json.NewEncoder(w)}

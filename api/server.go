@@ -68,7 +68,10 @@ type Server struct {
 	openapi       []byte // the OpenAPI document, rendered once from routes
 	sso           *sso.Service
 	// apps is the app proxy (appproxy.go), served beside the API.
-	apps            *appProxy
+	apps *appProxy
+	// forwarder sends requests for sessions whose agent another replica
+	// holds to that replica (replicas.go).
+	forwarder       *replicaForwarder
 	tunnelKeepalive tunnel.Keepalive
 	// logins closes connections whose portal login is revoked (revocation.go).
 	logins loginWatch
@@ -107,6 +110,7 @@ func New(b *bridge.Bridge, opts Options) *Server {
 		s.now = time.Now
 	}
 	s.apps = newAppProxy(s, opts.AppsDomain)
+	s.forwarder = newReplicaForwarder(s)
 	s.apps.logAll = opts.LogAppRequests
 	s.tunnelKeepalive = opts.TunnelKeepalive
 	s.duration = newDurationMetric(s.registry)

@@ -37,6 +37,7 @@ type testAPI struct {
 	ts               *httptest.Server
 	logs             *lockedBuffer
 	alice, bob, root testUser
+	key              []byte // the bridge's SecretKey, which replicas share
 }
 
 // lockedBuffer is the server's log: handlers write it from their own
@@ -69,7 +70,7 @@ func newTestAPI(t *testing.T, opts Options) *testAPI {
 	db := bridgetest.Pool(t)
 	b := bridge.New(db, nil, bridge.Config{SecretKey: key}, log)
 	opts.Logger = log
-	a := &testAPI{t: t, db: db, b: b, srv: New(b, opts), logs: logs}
+	a := &testAPI{t: t, db: db, b: b, srv: New(b, opts), logs: logs, key: key}
 	a.ts = httptest.NewServer(a.srv)
 	t.Cleanup(a.ts.Close)
 

@@ -67,11 +67,15 @@ func sameOrigin(r *http.Request) bool {
 }
 
 // useSession resolves the session's agent for the request's actor, or
-// answers with the problem.
+// answers: with the problem, or by forwarding the request to the replica
+// holding the agent (replicas.go), which must see it untouched: call it
+// before reading the body or upgrading.
 func (s *Server) useSession(w http.ResponseWriter, r *http.Request) (*bridge.Agent, bool) {
 	ag, err := s.b.UseSession(r.Context(), ActorFrom(r.Context()), r.PathValue("id"))
 	if err != nil {
-		writeError(w, r, err)
+		if !s.forwardIfElsewhere(w, r, err) {
+			writeError(w, r, err)
+		}
 		return nil, false
 	}
 	return ag, true

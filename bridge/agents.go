@@ -199,11 +199,19 @@ func (b *Bridge) ServeAgent(ctx context.Context, conn *tunnel.Conn) error {
 	defer conn.Close()
 
 	var first bool
-	err = b.db.QueryRow(ctx, `UPDATE session_agents SET connected_at = now(), agent_version = $2
-		WHERE session_id = $1 RETURNING (SELECT connected_at IS NULL FROM session_agents WHERE session_id = $1)`,
-		s.ID, conn.AgentVersion()).Scan(&first)
+	var connectedAt time.Time
+	err = b.db.QueryRow(ctx, `UPDATE session_agents SET connected_at = now(), agent_version = $2, gateway_url = NULLIF($3, '')
+		WHERE session_id = $1 RETURNING (SELECT connected_at IS NULL FROM session_agents WHERE session_id = $1), connected_at`,
+		s.ID, conn.AgentVersion(), b.cfg.AdvertiseURL).Scan(&first, &connectedAt)
 	if err != nil {
 		return fmt.Errorf("recording the agent of session %s: %w", s.ID, err)
+	}
+	if b.cfg.AdvertiseURL != "" {
+		// Forget the tunnel's replica when it closes, unless the agent has
+		// already reconnected, here or to another replica: connected_at
+		// tells this connection from a later one.
+		defer b.db.Exec(context.WithoutCancel(ctx), `UPDATE session_agents SET gateway_url = NULL
+			WHERE session_id = $1 AND connected_at = $2 AND gateway_url = $3`, s.ID, connectedAt, b.cfg.AdvertiseURL)
 	}
 	if first {
 		b.event(ctx, s.ID, "agent", fmt.Sprintf("agent %s connected", cmpOr(conn.AgentVersion(), "(no version)")))
@@ -496,8 +504,30 @@ func (b *Bridge) UseSession(ctx context.Context, a Actor, id string) (*Agent, er
 	case !s.State.Live() || s.State == StateTerminating:
 		return nil, conflict("session %s is %s", id, s.State)
 	}
+	var at *string
+	if err := b.db.QueryRow(ctx, `SELECT gateway_url FROM session_agents WHERE session_id = $1`, id).Scan(&at); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, err
+	}
+	if at != nil && *at != b.cfg.AdvertiseURL {
+		return nil, &AgentElsewhere{SessionID: id, GatewayURL: *at, err: &Error{Kind: KindUnavailable,
+			Message: fmt.Sprintf("the agent of session %s is connected to the gateway replica at %s, not to this one", id, *at)}}
+	}
 	return nil, &Error{Kind: KindUnavailable, Message: fmt.Sprintf("the agent of session %s is not connected to this gateway (the session is %s); it reconnects within seconds after a gateway restart", id, s.State)}
 }
+
+// AgentElsewhere is UseSession's answer when the session's agent is
+// connected to another gateway replica, which the request may be forwarded
+// to. It is returned only to whoever may use the session, and it is also
+// an *Error of KindUnavailable for callers that do not forward.
+type AgentElsewhere struct {
+	SessionID string
+	// GatewayURL is the replica's server.advertise_url.
+	GatewayURL string
+	err        *Error
+}
+
+func (e *AgentElsewhere) Error() string { return e.err.Error() }
+func (e *AgentElsewhere) Unwrap() error { return e.err }
 
 // App is one of a session's services and its readiness.
 type App struct {

@@ -40,6 +40,12 @@ type Config struct {
 	// CullInterval is how often idle and overdue sessions are looked for
 	// (default 30 s).
 	CullInterval time.Duration
+	// AdvertiseURL is where the other gateway replicas reach this one
+	// (server.advertise_url): recorded with every agent tunnel this
+	// replica holds, so that a request for the session reaching another
+	// replica is forwarded here (see AgentElsewhere). Empty for a single
+	// gateway: requests for agents it does not hold are answered 502.
+	AdvertiseURL string
 }
 
 // Bridge is the domain service. It is safe for concurrent use.

@@ -44,6 +44,9 @@ type ServerConfig struct {
 	// LogAppRequests logs every request to a session's apps at info, not
 	// only failed ones and WebSocket opens.
 	LogAppRequests bool `toml:"log_app_requests"`
+	// AdvertiseURL is where the other replicas reach this one, when
+	// several run behind a load balancer; empty for a single gateway.
+	AdvertiseURL string `toml:"advertise_url"`
 }
 
 type DatabaseConfig struct {
@@ -243,6 +246,11 @@ func (c Config) validate() error {
 	}
 	if u := c.Sessions.TunnelURL; u != "" && !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
 		errs = append(errs, fmt.Errorf("sessions.tunnel_url %q: want ws:// or wss://, e.g. wss://gateway.example.org/api/v1/agent/tunnel", u))
+	}
+	if u := c.Server.AdvertiseURL; u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.User != nil || strings.Trim(p.Path, "/") != "" {
+			errs = append(errs, fmt.Errorf("server.advertise_url %q: want this replica's own http:// or https:// address as the other replicas reach it, without a path, e.g. http://10.0.0.5:8080", u))
+		}
 	}
 	if c.Sessions.ReconcileInterval.Duration < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("sessions.reconcile_interval %s is too short (at least 100ms)", c.Sessions.ReconcileInterval))

@@ -53,4 +53,13 @@ func TestConfigRejectsBadInput(t *testing.T) {
 	if _, err := loadConfig("", []string{"SLURMGATE_SERVER_LOG_LEVEL=loud"}); err == nil || !strings.Contains(err.Error(), "log_level") {
 		t.Errorf("bad log level from the environment: %v", err)
 	}
+	for _, u := range []string{"10.0.0.5:8080", "ftp://10.0.0.5", "http://10.0.0.5:8080/api", "http://user:pw@10.0.0.5"} {
+		if _, err := loadConfig("", []string{"SLURMGATE_SERVER_ADVERTISE_URL=" + u}); err == nil || !strings.Contains(err.Error(), "advertise_url") {
+			t.Errorf("advertise_url %q: %v", u, err)
+		}
+	}
+	_, err = loadConfig("", []string{"SLURMGATE_SERVER_ADVERTISE_URL=https://gw2.example.org:8443/"})
+	if err != nil && strings.Contains(err.Error(), "advertise_url") {
+		t.Errorf("a good advertise_url refused: %v", err)
+	}
 }

@@ -111,7 +111,7 @@ func openGateway(ctx context.Context, cfg Config, logw io.Writer) (*gateway, err
 		SyncInterval: cfg.Sync.Interval.Duration, SecretKey: secret[:32],
 		TunnelURL: tunnelURL(cfg), AgentBinary: agentBinary(cfg.Sessions.AgentBinary),
 		IdleThreshold: float64(cfg.Sessions.IdleThresholdPct) / 100, CullInterval: cfg.Sessions.CullInterval.Duration,
-		VFolderHosts: hosts,
+		VFolderHosts: hosts, AdvertiseURL: strings.TrimSuffix(cfg.Server.AdvertiseURL, "/"),
 	}, log)
 	return &gateway{cfg: cfg, log: log, db: db, slurm: slurm, bridge: b, registry: registry}, nil
 }
