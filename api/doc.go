@@ -43,6 +43,13 @@
 // with a WWW-Authenticate challenge for each scheme and a detail that says
 // what to fix.
 //
+// # Replicas
+//
+// Several servers may share one database behind a load balancer. A request
+// for a session whose agent tunnel another replica holds is forwarded to
+// it (replicas.go) once the caller is known to be allowed; the holder
+// authenticates and authorizes it again, like any request.
+//
 // # Errors
 //
 // Every error is application/problem+json with a type URI
