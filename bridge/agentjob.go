@@ -3,12 +3,15 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/slurmgate/slurmgate/apptainer"
 	"github.com/slurmgate/slurmgate/apptainer/agent"
@@ -82,13 +85,20 @@ func agentService(sv apptainer.Service) agent.Service {
 
 // writeUserFile writes v as JSON to path, mode 0600, owned by uid: made
 // and given away before the secret goes in, so no other user can ever read
-// it.
+// it. The gateway writes as root into a directory uid controls, so the file
+// is always a new one: whatever stood at path (an earlier configuration of
+// the session, or a symbolic link to a file of root's that the user placed
+// there to have it truncated and given to them) is removed, and the create
+// fails rather than follow or reuse anything put there in between.
 func writeUserFile(path string, uid int, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("agent configuration: replacing %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("agent configuration: %w", err)
 	}

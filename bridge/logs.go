@@ -3,9 +3,12 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -42,10 +45,10 @@ func (b *Bridge) SessionLog(ctx context.Context, a Actor, id string, opt LogOpti
 	}
 	var off int64
 	if opt.Tail > 0 {
-		off = tailOffset(path, opt.Tail)
+		off = tailOffset(path, s.OwnerUID, opt.Tail)
 	}
 	for {
-		n, err := copyFrom(path, off, w)
+		n, err := copyFrom(path, s.OwnerUID, off, w)
 		off += n
 		if n > 0 && flush != nil {
 			flush()
@@ -63,7 +66,7 @@ func (b *Bridge) SessionLog(ctx context.Context, a Actor, id string, opt LogOpti
 			}
 			if !cur.State.Live() {
 				// One last read: the job may have written before it ended.
-				n, err := copyFrom(path, off, w)
+				n, err := copyFrom(path, s.OwnerUID, off, w)
 				if n > 0 && flush != nil {
 					flush()
 				}
@@ -78,10 +81,38 @@ func (b *Bridge) SessionLog(ctx context.Context, a Actor, id string, opt LogOpti
 	}
 }
 
+// openJobOutput opens a job's output file for the gateway to read. The
+// gateway reads as root from a directory the session's owner controls, so
+// the owner could put a symbolic link there to a file only root may read
+// (the gateway's secret key, /etc/shadow), a hard link to one, or a FIFO
+// that would hang the reader. Only a regular file the owner owns is read:
+// the link is not followed, the open does not block, and the file's owner
+// is checked on the descriptor, not the name.
+func openJobOutput(path string, ownerUID int) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, &Error{Kind: KindForbidden, Message: fmt.Sprintf("the job's output %s is a symbolic link; the gateway reads only the file the job wrote", filepath.Base(path))}
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !st.Mode().IsRegular() || !ok || int(sys.Uid) != ownerUID {
+		f.Close()
+		return nil, &Error{Kind: KindForbidden, Message: fmt.Sprintf("the job's output %s is not a regular file of the session's owner (uid %d); the gateway reads only the file the job wrote", filepath.Base(path), ownerUID)}
+	}
+	return f, nil
+}
+
 // copyFrom copies the file from off to its current end. A file not yet
 // created (a pending job) reads as empty.
-func copyFrom(path string, off int64, w io.Writer) (int64, error) {
-	f, err := os.Open(path)
+func copyFrom(path string, ownerUID int, off int64, w io.Writer) (int64, error) {
+	f, err := openJobOutput(path, ownerUID)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -97,8 +128,8 @@ func copyFrom(path string, off int64, w io.Writer) (int64, error) {
 
 // tailOffset finds where the last n lines of the file begin, reading
 // backwards in blocks so a large log costs only its tail.
-func tailOffset(path string, n int) int64 {
-	f, err := os.Open(path)
+func tailOffset(path string, ownerUID, n int) int64 {
+	f, err := openJobOutput(path, ownerUID)
 	if err != nil {
 		return 0
 	}
