@@ -195,9 +195,14 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app st
 }
 
 // authenticate is the API's, except that a portal cookie needs no CSRF
-// header: the app's own pages cannot send the gateway's token, apps guard
-// their state changes themselves (Jupyter's _xsrf), and the cookie is
-// SameSite=Lax, so a cross-site page cannot make a browser POST with it.
+// header: the app's own pages cannot send the gateway's token. The cookie
+// alone does not show that the app's page sent the request, and apps cannot
+// be relied on to check (the gateway authenticates to Jupyter with a token,
+// and jupyter_server skips its _xsrf check for token-authenticated
+// requests); SameSite=Lax keeps the cookie from cross-site pages but not
+// from same-site ones, such as another user's app in subdomain mode. So a
+// cookie-authenticated state change or WebSocket upgrade from a page of
+// another origin is refused (crossOrigin).
 // Cookies and bearer tokens are resolved through the credential cache
 // (revocation.go): a page load is dozens of requests, and logouts are
 // heard at once. Signed requests are not: each signature is new, and must
@@ -221,7 +226,37 @@ func (p *appProxy) authenticate(w http.ResponseWriter, r *http.Request, st *requ
 		return false
 	}
 	st.actor, st.cred = actor, cred
+	if method == "cookie" {
+		if why := crossOrigin(r); why != "" {
+			writeProblem(w, r, forbiddenProblem.with("%s %s came with the portal's session cookie from a page of another origin (%s): apps take changes and WebSockets with the cookie only from their own pages; a program should send Authorization: Bearer <token> or sign the request with a keypair",
+				r.Method, r.URL.Path, why))
+			return false
+		}
+	}
 	return true
+}
+
+// crossOrigin says why r, when it may change state (anything but GET, HEAD
+// and OPTIONS) or is an upgrade, came from a page of another origin than
+// the one it addresses; it is "" otherwise. A browser says where a request
+// came from in Sec-Fetch-Site or Origin; a request with neither is not a
+// browser's, and a program holding the cookie needs no page to misuse it.
+func crossOrigin(r *http.Request) string {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		if r.Header.Get("Upgrade") == "" {
+			return ""
+		}
+	}
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "", "same-origin", "none":
+	default:
+		return "Sec-Fetch-Site: " + site
+	}
+	if !sameOrigin(r) {
+		return "Origin " + r.Header.Get("Origin") + ", Host " + r.Host
+	}
+	return ""
 }
 
 // appRoute labels app requests in the access log and metrics.
