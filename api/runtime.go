@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -182,6 +183,11 @@ func (s *Server) sessionExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer proc.Close()
+	// A client that goes away (Ctrl-C) ends the command: closing the
+	// stream makes the agent hang up on it. Without this, a command that
+	// writes nothing would run on, and hold this handler, to its end.
+	stop := context.AfterFunc(r.Context(), func() { proc.Close() })
+	defer stop()
 	n.start()
 	if in.Stdin != "" {
 		if _, err := proc.Write([]byte(in.Stdin)); err != nil {

@@ -20,8 +20,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -253,19 +255,32 @@ func (ag *testAgent) runProcess(st *tunnel.Stream) {
 		fw.WriteFrame(tunnel.FrameExit, []byte(`{"code":127,"error":"cannot start"}`))
 		return
 	}
+	exited := make(chan struct{})
 	go func() {
 		for {
 			t, p, err := tunnel.ReadFrame(st, nil)
-			if err != nil || t == tunnel.FrameStdinEOF {
+			if err != nil {
+				// Like the real agent: the gateway hanging up ends the
+				// command.
 				stdin.Close()
+				select {
+				case <-exited:
+				default:
+					cmd.Process.Kill()
+				}
 				return
 			}
-			if t == tunnel.FrameStdin {
+			switch t {
+			case tunnel.FrameStdin:
 				stdin.Write(p)
+			case tunnel.FrameStdinEOF:
+				stdin.Close()
 			}
 		}
 	}()
-	exit(cmd.Wait())
+	err := cmd.Wait()
+	close(exited)
+	exit(err)
 }
 
 // waitState polls the session until it reaches state.
@@ -677,6 +692,44 @@ func TestRuntimeTerminalExecTCPMetrics(t *testing.T) {
 			t.Errorf("metrics %+v", m)
 		}
 	})
+}
+
+// A client that goes away (Ctrl-C on `slurmgate session exec -- sleep
+// 3600`) ends the remote command, though the command writes nothing that
+// would fail on the closed connection.
+func TestRuntimeExecEndsWhenTheClientGoesAway(t *testing.T) {
+	w := newRuntimeWorld(t)
+	w.ready(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	body := []byte(`{"argv":["/bin/sh","-c","echo $$; exec sleep 3600"]}`)
+	r := w.signed(w.alice, "POST", "/api/v1/sessions/"+w.sid+"/exec", body, time.Now()).WithContext(ctx)
+	resp, err := w.ts.Client().Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil {
+		t.Fatalf("first line: %q %v", line, err)
+	}
+	var l execLine
+	if err := json.Unmarshal([]byte(line), &l); err != nil || l.Stream != "stdout" {
+		t.Fatalf("first line %q (%v); want the command's pid on stdout", line, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(l.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the command (pid %d) still runs 10 s after its client went away", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestRuntimeIdleSessionIsCulled(t *testing.T) {
