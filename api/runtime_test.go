@@ -45,7 +45,15 @@ type testAgent struct {
 	reports net.Conn
 	mu      sync.Mutex
 	stops   []string
-	seen    chan *http.Request // requests as the app saw them
+	opened  map[tunnel.Kind]int // streams the gateway opened, by kind
+	seen    chan *http.Request  // requests as the app saw them
+}
+
+// streams is how many streams of kind the gateway has opened.
+func (ag *testAgent) streams(kind tunnel.Kind) int {
+	ag.mu.Lock()
+	defer ag.mu.Unlock()
+	return ag.opened[kind]
 }
 
 // runtimeWorld is an API with alice's session in state PREPARING.
@@ -97,7 +105,7 @@ func (w *runtimeWorld) connectAgent(t *testing.T, secret string) (*testAgent, er
 	if err != nil {
 		return nil, err
 	}
-	ag := &testAgent{t: t, conn: conn, seen: make(chan *http.Request, 64)}
+	ag := &testAgent{t: t, conn: conn, opened: map[tunnel.Kind]int{}, seen: make(chan *http.Request, 64)}
 	ag.web = httptest.NewServer(ag.app())
 	t.Cleanup(func() { conn.Close(); ag.web.Close() })
 	go ag.serve()
@@ -166,6 +174,9 @@ func (ag *testAgent) serve() {
 		if err != nil {
 			return
 		}
+		ag.mu.Lock()
+		ag.opened[st.Header.Kind]++
+		ag.mu.Unlock()
 		go func() {
 			defer st.Close()
 			switch st.Header.Kind {

@@ -66,6 +66,18 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
+// refuseOtherOrigin answers a handshake that the upgrader would refuse for
+// its Origin, with a problem, before anything is opened in the session for
+// it (a terminal starts a login shell). It reports whether it answered.
+func refuseOtherOrigin(w http.ResponseWriter, r *http.Request) bool {
+	if sameOrigin(r) {
+		return false
+	}
+	writeProblem(w, r, forbiddenProblem.with("a WebSocket from a page of origin %s cannot open %s on %s: browsers send cookies with any page's handshake, so only the gateway's own pages may open one",
+		r.Header.Get("Origin"), r.URL.Path, r.Host))
+	return true
+}
+
 // useSession resolves the session's agent for the request's actor, or
 // answers: with the problem, or by forwarding the request to the replica
 // holding the agent (replicas.go), which must see it untouched: call it
@@ -88,6 +100,15 @@ type wsConn struct {
 	mu sync.Mutex
 }
 
+// newWSConn wraps an upgraded connection. The read deadline and the pong
+// handler are set here, before any goroutine reads: the handler is called
+// by the reader, so setting it later would race with ReadMessage.
+func newWSConn(ws *websocket.Conn) *wsConn {
+	ws.SetReadDeadline(time.Now().Add(wsPongWait))
+	ws.SetPongHandler(func(string) error { return ws.SetReadDeadline(time.Now().Add(wsPongWait)) })
+	return &wsConn{Conn: ws}
+}
+
 func (c *wsConn) write(typ int, p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -96,10 +117,8 @@ func (c *wsConn) write(typ int, p []byte) error {
 }
 
 // keepalive pings until ctx ends; a peer that answers nothing for
-// wsPongWait fails its next read.
+// wsPongWait fails its next read (newWSConn).
 func (c *wsConn) keepalive(ctx context.Context) {
-	c.SetReadDeadline(time.Now().Add(wsPongWait))
-	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(wsPongWait)) })
 	t := time.NewTicker(wsPing)
 	defer t.Stop()
 	for {
@@ -153,6 +172,9 @@ func (s *Server) sessionTerminal(w http.ResponseWriter, r *http.Request) {
 			*d.v = n
 		}
 	}
+	if refuseOtherOrigin(w, r) {
+		return
+	}
 	ag, ok := s.useSession(w, r)
 	if !ok {
 		return
@@ -173,7 +195,7 @@ func (s *Server) sessionTerminal(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &wsConn{Conn: ws}
+	c := newWSConn(ws)
 	out.set(wsWriter{c})
 	ctx, cancelCred := s.credentialContext(ctx, r)
 	defer cancelCred()
@@ -255,6 +277,9 @@ func (s *switchWriter) Write(p []byte) (int, error) {
 }
 
 func (s *Server) sessionTCP(w http.ResponseWriter, r *http.Request) {
+	if refuseOtherOrigin(w, r) {
+		return
+	}
 	ag, ok := s.useSession(w, r)
 	if !ok {
 		return
@@ -278,7 +303,7 @@ func (s *Server) sessionTCP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	c := &wsConn{Conn: ws}
+	c := newWSConn(ws)
 	ctx, cancel := s.credentialContext(context.WithoutCancel(r.Context()), r)
 	defer cancel()
 	go c.keepalive(ctx)

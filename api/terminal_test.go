@@ -1,0 +1,81 @@
+package api
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/slurmgate/slurmgate/api/sign"
+	"github.com/slurmgate/slurmgate/tunnel"
+)
+
+// A terminal or TCP handshake from a page of another origin is refused
+// with a problem before anything is opened in the session: no login shell
+// is started for a connection that will never be.
+func TestTerminalRefusesOtherOriginsBeforeOpening(t *testing.T) {
+	w := newRuntimeWorld(t)
+	ag := w.ready(t)
+	cookie := w.portalLogin(t, w.alice)
+	for _, c := range []struct {
+		path string
+		kind tunnel.Kind
+	}{
+		{"/api/v1/sessions/" + w.sid + "/terminal", tunnel.KindPTY},
+		{"/api/v1/sessions/" + w.sid + "/tcp/web", tunnel.KindTCP},
+	} {
+		r := w.request("GET", c.path, nil)
+		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: cookie})
+		r.Header.Set("Origin", "http://evil.example")
+		r.Header.Set("Connection", "Upgrade")
+		r.Header.Set("Upgrade", "websocket")
+		r.Header.Set("Sec-WebSocket-Version", "13")
+		r.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		p, _ := w.wantProblem(r, 403)
+		if !strings.Contains(p.Detail, "evil.example") {
+			t.Errorf("%s: detail %q; want it to name the refused origin", c.path, p.Detail)
+		}
+		if n := ag.streams(c.kind); n != 0 {
+			t.Errorf("%s: the agent was asked for %d %s streams for a refused handshake; want none", c.path, n, c.kind)
+		}
+	}
+}
+
+// The client's pongs are handled while the terminal is read (run under
+// -race: the pong handler is set before any goroutine reads).
+func TestTerminalPongsFromTheClient(t *testing.T) {
+	w := newRuntimeWorld(t)
+	w.ready(t)
+	path := "/api/v1/sessions/" + w.sid + "/terminal"
+	sr := w.signed(w.alice, "GET", path, nil, time.Now())
+	h := http.Header{}
+	for _, k := range []string{"Authorization", sign.DateHeader, sign.NonceHeader, sign.ContentSHA256Header} {
+		h.Set(k, sr.Header.Get(k))
+	}
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(w.ts.URL, "http")+path, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 3 {
+		if err := c.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.WriteMessage(websocket.BinaryMessage, []byte("echo p''ong\nexit\n"))
+	var out bytes.Buffer
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !strings.Contains(out.String(), `{"exit_code":0}`) {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("terminal: %v; so far %q", err, out.String())
+		}
+		out.Write(msg)
+	}
+	if !strings.Contains(out.String(), "pong") {
+		t.Errorf("terminal showed %q; want the echo", out.String())
+	}
+}
