@@ -278,7 +278,7 @@ func (p *appProxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = t.service
 	pr.Out.Host = pr.In.Host
-	pr.SetXForwarded()
+	setXForwarded(pr)
 	h := pr.Out.Header
 	h.Del("Authorization")
 	h.Del(forwardedHeader)
@@ -290,6 +290,19 @@ func (p *appProxy) rewrite(pr *httputil.ProxyRequest) {
 	stripGatewayCookies(pr.Out)
 	if t.shape != nil {
 		t.shape.Apply(pr.Out, t.agent.SessionID, t.service)
+	}
+}
+
+// setXForwarded is pr.SetXForwarded, except that a request that reached the
+// gateway over TLS as secureRequest sees it (a TLS-terminating load
+// balancer says so in X-Forwarded-Proto, and a forward between replicas
+// keeps what the first replica saw) is forwarded as https: SetXForwarded
+// looks only at the connection it came in on, and apps that believe http
+// build http:// links.
+func setXForwarded(pr *httputil.ProxyRequest) {
+	pr.SetXForwarded()
+	if secureRequest(pr.In) {
+		pr.Out.Header.Set("X-Forwarded-Proto", "https")
 	}
 }
 
@@ -398,7 +411,7 @@ func (p *appProxy) appURLs(r *http.Request, session, app string) (path, subdomai
 	path = fmt.Sprintf("/s/%s/%s/", session, app)
 	if p.domain != "" {
 		scheme := "http"
-		if r.TLS != nil {
+		if secureRequest(r) {
 			scheme = "https"
 		}
 		subdomain = fmt.Sprintf("%s://%s--%s.%s/", scheme, app, session, p.domain)

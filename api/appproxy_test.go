@@ -1,9 +1,11 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -91,5 +93,33 @@ func TestAppProxyCookieRequestsFromOtherOrigins(t *testing.T) {
 				t.Errorf("WebSocket with Sec-Fetch-Site: same-site: %d; want 403", code)
 			}
 		})
+	}
+}
+
+// Behind a TLS-terminating load balancer (X-Forwarded-Proto: https), apps
+// are told https, and the subdomain URLs the API gives are https.
+func TestAppProxyBehindTLS(t *testing.T) {
+	w := newRuntimeWorld(t)
+	ag := w.ready(t)
+	for _, c := range []struct{ header, want string }{{"", "http"}, {"https", "https"}} {
+		r := w.appRequest(w.alice, "GET", "/s/"+w.sid+"/web/x", nil)
+		if c.header != "" {
+			r.Header.Set("X-Forwarded-Proto", c.header)
+		}
+		w.wantStatus(r, 200)
+		if seen := <-ag.seen; seen.Header.Get("X-Forwarded-Proto") != c.want {
+			t.Errorf("X-Forwarded-Proto %q from the client: the app saw %q; want %q", c.header, seen.Header.Get("X-Forwarded-Proto"), c.want)
+		}
+		r = w.signed(w.alice, "GET", "/api/v1/sessions/"+w.sid+"/apps", nil, time.Now())
+		if c.header != "" {
+			r.Header.Set("X-Forwarded-Proto", c.header)
+		}
+		var apps appList
+		if err := json.Unmarshal(w.wantStatus(r, 200), &apps); err != nil {
+			t.Fatal(err)
+		}
+		if want := c.want + "://web--" + w.sid + ".apps.test/"; len(apps.Apps) != 1 || apps.Apps[0].SubdomainURL != want {
+			t.Errorf("X-Forwarded-Proto %q: apps %+v; want subdomain URL %s", c.header, apps.Apps, want)
+		}
 	}
 }

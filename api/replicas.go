@@ -48,7 +48,7 @@ func newReplicaForwarder(s *Server) *replicaForwarder {
 			// The Host as the client sent it: the subdomain app mode
 			// routes by it, and WebSocket handshakes compare Origin with it.
 			pr.Out.Host = pr.In.Host
-			pr.SetXForwarded()
+			setXForwarded(pr)
 			pr.Out.Header.Set(forwardedHeader, s.forwardProof(pr.In))
 		},
 		Transport: &http.Transport{

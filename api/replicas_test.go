@@ -109,6 +109,20 @@ func TestReplicasForwardToTheAgentsReplica(t *testing.T) {
 		}
 	})
 
+	t.Run("behind a TLS load balancer", func(t *testing.T) {
+		// The balancer says https; the forward between replicas is plain
+		// HTTP, and the app must still be told https.
+		for len(ag.seen) > 0 {
+			<-ag.seen
+		}
+		r := b.at(w.appRequest(w.alice, "GET", "/s/"+w.sid+"/web/tls", nil))
+		r.Header.Set("X-Forwarded-Proto", "https")
+		w.wantStatus(r, 200)
+		if seen := <-ag.seen; seen.Header.Get("X-Forwarded-Proto") != "https" {
+			t.Errorf("the app saw X-Forwarded-Proto %q through a forward; want https", seen.Header.Get("X-Forwarded-Proto"))
+		}
+	})
+
 	t.Run("app WebSocket, portal cookie", func(t *testing.T) {
 		cookie := w.portalLogin(t, w.alice)
 		h := http.Header{"Cookie": {sessionCookie + "=" + cookie}, "Origin": {b.url}}

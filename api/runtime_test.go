@@ -105,7 +105,7 @@ func (w *runtimeWorld) connectAgent(t *testing.T, secret string) (*testAgent, er
 	if err != nil {
 		return nil, err
 	}
-	ag := &testAgent{t: t, conn: conn, opened: map[tunnel.Kind]int{}, seen: make(chan *http.Request, 64)}
+	ag := &testAgent{t: t, conn: conn, seen: make(chan *http.Request, 64)}
 	ag.web = httptest.NewServer(ag.app())
 	t.Cleanup(func() { conn.Close(); ag.web.Close() })
 	go ag.serve()
@@ -175,6 +175,9 @@ func (ag *testAgent) serve() {
 			return
 		}
 		ag.mu.Lock()
+		if ag.opened == nil {
+			ag.opened = map[tunnel.Kind]int{}
+		}
 		ag.opened[st.Header.Kind]++
 		ag.mu.Unlock()
 		go func() {
