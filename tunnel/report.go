@@ -1,8 +1,11 @@
 package tunnel
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"io"
 	"iter"
 	"log/slog"
@@ -109,17 +112,47 @@ type Activity struct {
 	Bytes    int64 `json:"bytes"`
 }
 
-// Reports reads the reports of a report stream until it ends.
+// MaxReportSize bounds one report on the wire. A report is a few KiB (a
+// service list, metrics of a few GPUs); the bound is what a researcher, who
+// can read the session's secret and dial in with a client of their own,
+// can make the gateway hold in memory per report stream.
+const MaxReportSize = 1 << 20
+
+// Reports reads the reports of a report stream until it ends: one JSON
+// object per line, as json.Encoder writes them. A line longer than
+// MaxReportSize is an error that ends the stream; it is never buffered
+// whole.
 func Reports(r io.Reader) iter.Seq2[Report, error] {
 	return func(yield func(Report, error) bool) {
-		dec := json.NewDecoder(r)
+		br := bufio.NewReaderSize(r, 64<<10)
+		var line []byte
 		for {
-			var rep Report
-			err := dec.Decode(&rep)
-			if err == io.EOF {
+			line = line[:0]
+			var err error
+			for {
+				var frag []byte
+				frag, err = br.ReadSlice('\n')
+				if len(line)+len(frag) > MaxReportSize {
+					yield(Report{}, fmt.Errorf("agent report longer than %d bytes, the limit of one report: report stream ended", MaxReportSize))
+					return
+				}
+				line = append(line, frag...)
+				if err != bufio.ErrBufferFull {
+					break
+				}
+			}
+			if err != nil && err != io.EOF {
+				yield(Report{}, err)
 				return
 			}
-			if !yield(rep, err) || err != nil {
+			if len(bytes.TrimSpace(line)) > 0 {
+				var rep Report
+				jerr := json.Unmarshal(line, &rep)
+				if !yield(rep, jerr) || jerr != nil {
+					return
+				}
+			}
+			if err == io.EOF {
 				return
 			}
 		}
