@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -252,7 +253,7 @@ func (t *HTTPTransport) exchange(s *httpStream, req *http.Request) (*http.Respon
 		// The stream now belongs to the upgraded protocol (a WebSocket);
 		// ReverseProxy copies both ways through the body.
 		stop()
-		resp.Body = &upgradedStream{s}
+		resp.Body = &upgradedStream{s: s}
 		return resp, nil
 	}
 	b := &responseBody{t: t, s: s, body: resp.Body, stop: stop, wrote: wrote,
@@ -354,8 +355,29 @@ func (b *responseBody) finish(complete bool) {
 
 // upgradedStream is the body of a 101 response: the stream itself, read
 // through the buffer that may already hold the new protocol's first bytes.
-type upgradedStream struct{ s *httpStream }
+//
+// Close ends both directions. ReverseProxy closes it when the request's
+// context ends (the user signed out or lost access) and then waits for its
+// copy from the app to fail; a yamux stream's Close is only a half-close,
+// so reads would go on, and the app's output would keep reaching the
+// client until the app noticed. The read deadline wakes a blocked read;
+// closed stops reads of what is already buffered.
+type upgradedStream struct {
+	s      *httpStream
+	closed atomic.Bool
+}
 
-func (u *upgradedStream) Read(p []byte) (int, error)  { return u.s.br.Read(p) }
+func (u *upgradedStream) Read(p []byte) (int, error) {
+	if u.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	return u.s.br.Read(p)
+}
+
 func (u *upgradedStream) Write(p []byte) (int, error) { return u.s.conn.Write(p) }
-func (u *upgradedStream) Close() error                { return u.s.conn.Close() }
+
+func (u *upgradedStream) Close() error {
+	u.closed.Store(true)
+	u.s.conn.SetReadDeadline(time.Unix(1, 0))
+	return u.s.conn.Close()
+}

@@ -251,3 +251,57 @@ func TestHTTPTransportCancelledRequestFreesItsStream(t *testing.T) {
 		t.Errorf("GET after a cancelled request: %d", code)
 	}
 }
+
+// When the gateway ends an upgraded connection (the user's credential was
+// revoked: the request's context ends), the app's output must stop
+// reaching the client at once, even from an app that only writes and so
+// never notices the stream's half-close.
+func TestHTTPTransportEndedUpgradeStopsOutput(t *testing.T) {
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		for i := 0; ; i++ { // never reads: a log tail, a progress feed
+			if ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprint("tick ", i))) != nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	w := newTransportWorld(t, &http.Server{Handler: app})
+	revoke := make(chan context.CancelFunc, 1)
+	rp := w.front.Config.Handler
+	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		revoke <- cancel
+		rp.ServeHTTP(rw, r.WithContext(ctx))
+	}))
+	defer front.Close()
+
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(front.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if _, m, err := ws.ReadMessage(); err != nil || !strings.HasPrefix(string(m), "tick ") {
+		t.Fatalf("first message %q, %v", m, err)
+	}
+	(<-revoke)()
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	after := 0
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			after++
+			continue
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("the app's output still reaches the client 5 s after the gateway ended the connection (%d messages since)", after)
+		}
+		t.Logf("client connection closed after %d more messages: %v", after, err)
+		return
+	}
+}
