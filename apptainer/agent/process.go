@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -48,7 +49,10 @@ func (a *Agent) serveProcess(s *tunnel.Stream) {
 	}
 	fw := tunnel.NewFrameWriter(s)
 	var (
-		ptmx     *os.File
+		ptmx *os.File
+		// ptmxMu orders the stdin frames' writes and resizes before the
+		// terminal's close once the process has ended.
+		ptmxMu   sync.Mutex
 		stdin    io.WriteCloser
 		accepted = make(chan struct{})
 	)
@@ -72,6 +76,10 @@ func (a *Agent) serveProcess(s *tunnel.Stream) {
 		// output waits, or the gateway would read a frame as the reply.
 		cmd.Stdout = gatedWriter{fw.Writer(tunnel.FrameStdout), accepted}
 		cmd.Stderr = gatedWriter{fw.Writer(tunnel.FrameStderr), accepted}
+		// Output goes through pipes: a background child that keeps them
+		// open (`server &`) must not hold the exec once the command has
+		// exited, as ssh.go's exec does.
+		cmd.WaitDelay = time.Second
 		if stdin, err = cmd.StdinPipe(); err == nil {
 			err = a.procs.start(cmd, nil)
 		}
@@ -111,19 +119,31 @@ func (a *Agent) serveProcess(s *tunnel.Stream) {
 			switch t {
 			case tunnel.FrameStdin:
 				if tty {
-					ptmx.Write(b)
+					ptmxMu.Lock()
+					if ptmx != nil {
+						ptmx.Write(b)
+					}
+					ptmxMu.Unlock()
 				} else {
 					stdin.Write(b)
 				}
 			case tunnel.FrameStdinEOF:
 				if tty {
-					ptmx.Write([]byte{4}) // ^D at the start of a line
+					ptmxMu.Lock()
+					if ptmx != nil {
+						ptmx.Write([]byte{4}) // ^D at the start of a line
+					}
+					ptmxMu.Unlock()
 				} else {
 					stdin.Close()
 				}
 			case tunnel.FrameResize:
 				if rows, cols, err := tunnel.ParseResize(b); err == nil && tty {
-					pty.Setsize(ptmx, &pty.Winsize{Rows: rows, Cols: cols})
+					ptmxMu.Lock()
+					if ptmx != nil {
+						pty.Setsize(ptmx, &pty.Winsize{Rows: rows, Cols: cols})
+					}
+					ptmxMu.Unlock()
 				}
 			}
 		}
@@ -132,8 +152,9 @@ func (a *Agent) serveProcess(s *tunnel.Stream) {
 	var copied chan struct{}
 	if tty {
 		copied = make(chan struct{})
+		out := ptmx
 		go func() {
-			io.Copy(fw.Writer(tunnel.FrameStdout), ptmx) // ends with EIO once the terminal has no process
+			io.Copy(fw.Writer(tunnel.FrameStdout), out) // ends with EIO once the terminal has no process
 			close(copied)
 		}()
 	}
@@ -147,7 +168,10 @@ func (a *Agent) serveProcess(s *tunnel.Stream) {
 		case <-copied:
 		case <-time.After(200 * time.Millisecond):
 		}
+		ptmxMu.Lock()
 		ptmx.Close()
+		ptmx = nil
+		ptmxMu.Unlock()
 		<-copied
 	}
 	st := tunnel.ExitStatus{Code: code}

@@ -57,7 +57,9 @@ func (p *procs) wait(cmd *exec.Cmd) (int, error) {
 }
 
 func exitCode(err error) (int, error) {
-	if err == nil {
+	// ErrWaitDelay: the command exited 0 but a background child still
+	// held its output (WaitDelay); the command itself succeeded.
+	if err == nil || errors.Is(err, exec.ErrWaitDelay) {
 		return 0, nil
 	}
 	var ee *exec.ExitError

@@ -257,7 +257,14 @@ func (a *Agent) sshSession(nc ssh.NewChannel) {
 			reply(true)
 			go func() {
 				defer close(done)
-				a.sshWait(ch, cmd, p)
+				// The terminal is closed under ptmxMu: a window-change
+				// may be resizing it at that moment.
+				a.sshWait(ch, cmd, p, func() {
+					ptmxMu.Lock()
+					defer ptmxMu.Unlock()
+					ptmx.Close()
+					ptmx = nil
+				})
 			}()
 		default:
 			reply(false)
@@ -337,7 +344,7 @@ func (a *Agent) sshStart(ch ssh.Channel, argv, env []string, term *ptyRequest) (
 
 // sshWait waits for the process, drains a terminal's output, and sends the
 // exit status before closing the channel.
-func (a *Agent) sshWait(ch ssh.Channel, cmd *exec.Cmd, ptmx *os.File) {
+func (a *Agent) sshWait(ch ssh.Channel, cmd *exec.Cmd, ptmx *os.File, closePTY func()) {
 	var copied chan struct{}
 	if ptmx != nil {
 		copied = make(chan struct{})
@@ -354,7 +361,7 @@ func (a *Agent) sshWait(ch ssh.Channel, cmd *exec.Cmd, ptmx *os.File) {
 		case <-copied:
 		case <-time.After(200 * time.Millisecond):
 		}
-		ptmx.Close()
+		closePTY()
 		<-copied
 	}
 	if err != nil {
