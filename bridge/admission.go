@@ -166,6 +166,14 @@ func (b *Bridge) admit(ctx context.Context, p *sessionPlan) (*admission, error) 
 	ad.locked = true // whether or not the commit failed after it: unlock
 	ad.release(ctx)
 	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == quotaSQLState && p.req.IdempotencyKey != "" {
+		// The quota is checked before the key's uniqueness: a retry that
+		// overlapped its first attempt can find the quota full of that very
+		// session. Then the session is the answer, not the refusal.
+		if s, err2 := b.sessionByKey(ctx, p.user.ID, p.req.IdempotencyKey); err2 == nil {
+			return &admission{id: s.ID, session: s}, nil
+		}
+	}
 	if errors.As(err, &pgErr) && pgErr.Code == quotaSQLState {
 		var i int
 		var inUse int64

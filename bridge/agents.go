@@ -11,11 +11,11 @@ package bridge
 // sessions survive a gateway restart.
 //
 // The registry is per gateway process. With several replicas an agent is
-// connected to one of them; the others answer "the session's agent is not
-// connected here" for its apps. Forwarding between replicas is not built:
-// the load balancer must send a session's traffic to the replica that holds
-// its tunnel, or run one replica. Metrics, readiness and activity go to
-// PostgreSQL, so reads and idle culling work from any replica.
+// connected to one of them, which records its Config.AdvertiseURL with the
+// agent (session_agents.gateway_url); UseSession on another replica answers
+// AgentElsewhere with that URL, and the API forwards the request there.
+// Metrics, readiness and activity go to PostgreSQL, so reads and idle
+// culling work from any replica.
 
 import (
 	"context"

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/slurmgate/slurmgate/slurmctl"
@@ -44,8 +45,23 @@ func (b *Bridge) destroyLocked(ctx context.Context, id string) error {
 		return err
 	}
 	if s.JobID == nil {
-		// Never reached Slurm: nothing to cancel.
-		return b.transition(ctx, s, StateCancelled, "cancelled", "cancelled before it was submitted", endUpdate(s.ID, "", nil))
+		// No job recorded; but a create that died between Slurm's answer
+		// and the record leaves one behind, which would otherwise run
+		// to its time limit unwatched.
+		jobs, err := b.unrecordedJobs(ctx, s)
+		if err != nil {
+			return &Error{Kind: KindUnavailable, Message: "Slurm did not say whether the session's job exists; try again", Err: err}
+		}
+		for _, j := range jobs {
+			if err := b.slurm.Cancel(ctx, s.Owner, j.ID); err != nil && !errors.Is(err, slurmctl.ErrNotFound) && !alreadyFinished(err) {
+				return &Error{Kind: KindUnavailable, Message: "Slurm did not cancel the job", Err: err}
+			}
+		}
+		msg := "cancelled before it was submitted"
+		if len(jobs) > 0 {
+			msg = fmt.Sprintf("cancelled; job %d, submitted but never recorded, was cancelled too", jobs[0].ID)
+		}
+		return b.transition(ctx, s, StateCancelled, "cancelled", msg, endUpdate(s.ID, "", nil))
 	}
 	// The gateway has authorised the actor; Slurm lets only the owner (or an
 	// operator) cancel, so the cancel is done as the owner.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -66,8 +67,10 @@ const fullListingEvery = time.Minute
 const listingSlack = time.Second
 
 type reconcileState struct {
-	mu   sync.Mutex
-	last ReconcileStats
+	mu sync.Mutex
+	// last is the latest pass's statistics: apart from mu, which a pass
+	// holds throughout, so that /metrics never waits for a pass.
+	last atomic.Pointer[ReconcileStats]
 	// jobs is Slurm's session jobs as the last successful listing saw them;
 	// listedAt is when that listing started (gateway clock) and fullAt when
 	// the last unconditional one did. jobs == nil forces a full listing.
@@ -89,9 +92,10 @@ const partitionTTL = 30 * time.Second
 
 // LastReconcile returns the statistics of the most recent pass.
 func (b *Bridge) LastReconcile() ReconcileStats {
-	b.recon.mu.Lock()
-	defer b.recon.mu.Unlock()
-	return b.recon.last
+	if st := b.recon.last.Load(); st != nil {
+		return *st
+	}
+	return ReconcileStats{}
 }
 
 // RunReconciler reconciles every Config.ReconcileInterval until ctx ends,
@@ -126,7 +130,7 @@ func (b *Bridge) ReconcileOnce(ctx context.Context) (st ReconcileStats, err erro
 	// Named results: the deferred func's Took reaches the caller too.
 	defer func() {
 		st.Took = time.Since(start)
-		b.recon.last = st
+		b.recon.last.Store(&st)
 	}()
 
 	rows, _ := b.db.Query(ctx, `SELECT `+sessionCols+sessionFrom+` WHERE s.state = ANY($1)`, liveStates)
@@ -142,15 +146,36 @@ func (b *Bridge) ReconcileOnce(ctx context.Context) (st ReconcileStats, err erro
 	if err != nil {
 		return st, err
 	}
-	byComment := make(map[string]*slurmctl.Job, len(jobs))
+	// A session's job is found by its id once that is recorded, and by its
+	// comment only before (a create that died between submit and record),
+	// and then only among its owner's jobs: anyone can put any comment on a
+	// job of their own, so a comment alone would let one user's job stand
+	// in for another's session.
+	byID := make(map[slurmctl.JobID]*slurmctl.Job, len(jobs))
+	byComment := make(map[ownedComment]*slurmctl.Job)
 	for i := range jobs {
-		byComment[jobs[i].Comment] = &jobs[i]
+		j := &jobs[i]
+		byID[j.ID] = j
+		k := ownedComment{j.Comment, j.User}
+		if first := byComment[k]; first == nil || j.ID < first.ID {
+			byComment[k] = j
+		}
 	}
 	positions := queuePositions(jobs)
 
 	var errs []error
+	if err := b.cancelStrays(ctx, jobs, live, &st); err != nil {
+		errs = append(errs, err)
+	}
 	for _, s := range live {
-		job := byComment[jobComment(s.ID)]
+		var job *slurmctl.Job
+		if s.JobID != nil {
+			if j := byID[slurmctl.JobID(*s.JobID)]; j != nil && j.Comment == jobComment(s.ID) {
+				job = j
+			}
+		} else {
+			job = byComment[ownedComment{jobComment(s.ID), s.Owner}]
+		}
 		var err error
 		switch {
 		case s.SubState == subSubmitting:
@@ -180,6 +205,60 @@ func (b *Bridge) ReconcileOnce(ctx context.Context) (st ReconcileStats, err erro
 	}
 	return st, nil
 }
+
+// cancelStrays cancels the unfinished jobs of sessions that have ended: a
+// job a create submitted but died before recording, whose session was then
+// destroyed or failed, or a second job of one session. They would run to
+// their time limit unwatched and uncounted by admission. Only jobs of this
+// gateway's sessions (the comment names a session in its database) that
+// belong to the session's owner are touched: other gateways may share the
+// cluster, and anyone may write any comment. Strays are found in the passes
+// that list jobs, that is while any session is live.
+func (b *Bridge) cancelStrays(ctx context.Context, jobs []slurmctl.Job, live []Session, st *ReconcileStats) error {
+	isLive := make(map[string]bool, len(live))
+	for _, s := range live {
+		isLive[s.ID] = true
+	}
+	var ids []string
+	for _, j := range jobs {
+		id := strings.TrimPrefix(j.Comment, jobCommentPrefix)
+		if !j.State.Terminal() && !isLive[id] && validUUID(id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, _ := b.db.Query(ctx, `SELECT s.id::text, u.username FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.id = ANY($1::uuid[]) AND s.state <> ALL($2)`, ids, liveStates)
+	ended, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ ID, Owner string }])
+	if err != nil {
+		return fmt.Errorf("looking up the sessions of unwatched jobs: %w", err)
+	}
+	owner := make(map[string]string, len(ended))
+	for _, e := range ended {
+		owner[e.ID] = e.Owner
+	}
+	var errs []error
+	for _, j := range jobs {
+		id := strings.TrimPrefix(j.Comment, jobCommentPrefix)
+		if o, ok := owner[id]; !ok || o != j.User || j.State.Terminal() {
+			continue
+		}
+		err := b.slurm.Cancel(ctx, j.User, j.ID)
+		st.SlurmRequests++
+		if err != nil && !errors.Is(err, slurmctl.ErrNotFound) && !alreadyFinished(err) {
+			errs = append(errs, fmt.Errorf("cancelling job %d of ended session %s: %w", j.ID, id, err))
+			continue
+		}
+		b.log.Warn("cancelled a job of an ended session", "session", id, "job", j.ID, "user", j.User)
+		b.event(ctx, id, "stray-job", fmt.Sprintf("job %d was still in Slurm after the session ended; cancelled", j.ID))
+	}
+	return errors.Join(errs...)
+}
+
+// ownedComment is a job's comment and the user it belongs to.
+type ownedComment struct{ comment, user string }
 
 // listJobs returns every session job Slurm holds, in one request: a
 // conditional listing answered from the cache when nothing changed, or a full
@@ -471,9 +550,14 @@ func (b *Bridge) jobVanished(ctx context.Context, s Session) error {
 		return b.fail(ctx, s, "lost track of the job")
 	}
 	j, err := b.slurm.Job(ctx, s.Owner, slurmctl.JobID(*s.JobID))
-	if err == nil {
+	switch {
+	case err == nil && j.Comment == jobComment(s.ID):
 		_, _, err = b.follow(ctx, s, &j, nil, &ReconcileStats{})
 		return err
+	case err == nil:
+		// Slurm has given the job's id to another job since.
+	case !errors.Is(err, slurmctl.ErrNotFound):
+		return err // Slurm did not answer: the next pass asks again
 	}
 	if s.State == StateTerminating {
 		return b.transition(ctx, s, StateTerminated, "ended", "terminated on request", endUpdate(s.ID, slurmctl.JobCancelled, nil))

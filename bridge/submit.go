@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -67,7 +69,7 @@ func (b *Bridge) submitAdmitted(ctx context.Context, p *sessionPlan, ad *admissi
 	s = ad.session
 	spec, err := b.renderJob(ctx, s, p.image, p.sg, ad.secret)
 	if err != nil {
-		return s, false, b.fail(ctx, s, "cannot prepare the job: "+err.Error())
+		return s, false, b.cannotPrepare(ctx, s, err)
 	}
 	jobID, err := b.submitSpec(ctx, s, spec)
 	if err != nil || jobID == 0 {
@@ -143,12 +145,27 @@ func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmct
 		if err != nil || s.State != StatePending || s.SubState != subSubmitting {
 			return err // someone else finished it meanwhile
 		}
+		if existing == nil {
+			// The caller's listing may predate the submit of a create
+			// whose record then failed (it dropped the lock as it
+			// failed): now that the session is locked, ask Slurm once
+			// more, so that such a job is adopted, not doubled. A full
+			// listing, but this path runs only when a create did not
+			// finish.
+			jobs, err := b.unrecordedJobs(ctx, s)
+			if err != nil {
+				return err
+			}
+			if len(jobs) > 0 {
+				existing = &jobs[0]
+			}
+		}
 		if existing != nil {
 			return b.recordSubmitted(ctx, s, existing.ID, "adopted job %d found by its comment after a gateway restart")
 		}
 		spec, err := b.jobSpec(ctx, s)
 		if err != nil {
-			return b.fail(ctx, s, "cannot prepare the job: "+err.Error())
+			return b.cannotPrepare(ctx, s, err)
 		}
 		jobID, err := b.submitSpec(ctx, s, spec)
 		if err != nil || jobID == 0 {
@@ -164,6 +181,20 @@ func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmct
 		return nil
 	})
 	return out, err
+}
+
+// unrecordedJobs lists the jobs Slurm holds for a session whose job id was
+// never recorded, found by comment among its owner's jobs, oldest first.
+// It is one listing of every job: for the paths that run only when a
+// create did not finish.
+func (b *Bridge) unrecordedJobs(ctx context.Context, s Session) ([]slurmctl.Job, error) {
+	jobs, err := b.slurm.Jobs(ctx, s.Owner, slurmctl.JobFilter{CommentPrefix: jobComment(s.ID), User: s.Owner})
+	if err != nil {
+		return nil, err
+	}
+	jobs = slices.DeleteFunc(jobs, func(j slurmctl.Job) bool { return j.Comment != jobComment(s.ID) })
+	slices.SortFunc(jobs, func(x, y slurmctl.Job) int { return cmp.Compare(x.ID, y.ID) })
+	return jobs, nil
 }
 
 const queuedMessage = "queued in Slurm"
@@ -215,14 +246,54 @@ func (b *Bridge) transition(ctx context.Context, s Session, to SessionState, kin
 // jobSpec renders the session's Slurm job through its container runtime.
 func (b *Bridge) jobSpec(ctx context.Context, s Session) (slurmctl.JobSpec, error) {
 	img, err := b.Image(ctx, s.Image)
+	if KindOf(err) == KindNotFound {
+		return slurmctl.JobSpec{}, permanent(fmt.Errorf("image %s left the catalogue", s.Image))
+	}
 	if err != nil {
-		return slurmctl.JobSpec{}, fmt.Errorf("image %s left the catalogue", s.Image)
+		return slurmctl.JobSpec{}, err
 	}
 	sg, err := b.ScalingGroup(ctx, s.ScalingGroup)
+	if KindOf(err) == KindNotFound {
+		return slurmctl.JobSpec{}, permanent(fmt.Errorf("scaling group %s was deleted", s.ScalingGroup))
+	}
 	if err != nil {
 		return slurmctl.JobSpec{}, err
 	}
 	return b.renderJob(ctx, s, img, sg, "")
+}
+
+// permanentError is a failure to prepare a session's job that trying again
+// cannot heal (the image is gone, the runtime refuses the job): the session
+// fails with it. Any other failure (the database, the shared file system
+// the job's output goes to) leaves the session to be submitted by a later
+// reconciler pass, saying why it waits, for up to submitRetryFor.
+type permanentError struct{ err error }
+
+func permanent(err error) error         { return &permanentError{err} }
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func isPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// submitRetryFor is how long a session whose job cannot be prepared for a
+// passing reason is tried again before it fails.
+const submitRetryFor = 10 * time.Minute
+
+// cannotPrepare handles a failure to prepare s's job: a permanent one, or
+// one that has lasted submitRetryFor, fails the session; otherwise the
+// session says why it waits, and the error is returned for a retry.
+func (b *Bridge) cannotPrepare(ctx context.Context, s Session, err error) error {
+	if isPermanent(err) || b.now().Sub(s.CreatedAt) > submitRetryFor {
+		return b.fail(ctx, s, "cannot prepare the job: "+err.Error())
+	}
+	if _, uerr := b.db.Exec(ctx, `UPDATE sessions SET status_message = $2, updated_at = now() WHERE id = $1 AND sub_state = $3`,
+		s.ID, "not submitted yet, retrying: "+err.Error(), subSubmitting); uerr != nil {
+		b.log.Warn("recording why a session waits", "session", s.ID, "err", uerr)
+	}
+	return err
 }
 
 // renderJob is jobSpec with the image and scaling group already read, and
@@ -236,13 +307,13 @@ func (b *Bridge) renderJob(ctx context.Context, s Session, img Image, sg Scaling
 	if b.cfg.AgentBinary == "" {
 		rt, err := apptainer.Lookup(cmpOr(img.Runtime, sg.Runtime))
 		if err != nil {
-			return slurmctl.JobSpec{}, err
+			return slurmctl.JobSpec{}, permanent(err)
 		}
 		script, err = rt.JobScript(apptainer.Job{
 			SessionID: s.ID, Interactive: s.Type == "interactive", Image: img.Location, Command: s.Command, GPUs: s.GPUs,
 		})
 		if err != nil {
-			return slurmctl.JobSpec{}, err
+			return slurmctl.JobSpec{}, permanent(err)
 		}
 	}
 	outDir := filepath.Dir(s.stdoutPath)

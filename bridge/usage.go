@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -23,11 +24,14 @@ type ScopeUsage struct {
 // UsageCount is what live (pending, preparing, running, terminating)
 // sessions hold at one level, counted as admission control counts it.
 type UsageCount struct {
-	Sessions int64            `json:"sessions"`
-	Pending  int64            `json:"pending"`
-	CPUs     int64            `json:"cpus"`
-	MemoryMB int64            `json:"memory_mb"`
-	GPUs     map[string]int64 `json:"gpus,omitempty"` // by type; "" is all types together
+	Sessions int64 `json:"sessions"`
+	Pending  int64 `json:"pending"`
+	CPUs     int64 `json:"cpus"`
+	MemoryMB int64 `json:"memory_mb"`
+	// GPUs by type, as admission counts them: "" is all types together,
+	// and a type's figure includes the untyped GPUs, which may sit on any
+	// type.
+	GPUs map[string]int64 `json:"gpus,omitempty"`
 }
 
 // Usage returns the caller's quota use: their own level, each project they
@@ -71,14 +75,6 @@ func (b *Bridge) Usage(ctx context.Context, a Actor) ([]ScopeUsage, error) {
 				return err
 			}
 			l.InUse = UsageCount{Sessions: use.live, Pending: use.pending, CPUs: use.cpus, MemoryMB: use.memMB}
-			for typ, n := range use.gpus {
-				if n > 0 {
-					if l.InUse.GPUs == nil {
-						l.InUse.GPUs = map[string]int64{}
-					}
-					l.InUse.GPUs[typ] = n
-				}
-			}
 			pol, err := scanPolicy(tx.QueryRow(ctx, `SELECT `+policyCols+` FROM policies WHERE scope = $1 AND `+col+` = $2`, l.Scope, l.ID))
 			switch {
 			case errors.Is(err, pgx.ErrNoRows):
@@ -86,6 +82,25 @@ func (b *Bridge) Usage(ctx context.Context, a Actor) ([]ScopeUsage, error) {
 				return err
 			default:
 				l.Policy = &pol
+			}
+			// A type's figure is what admission checks against its limit:
+			// its own GPUs and the untyped ones, which may sit on any type.
+			types := maps.Clone(use.gpus)
+			if l.Policy != nil {
+				for typ := range l.Policy.MaxGPUs {
+					types[typ] += 0
+				}
+			}
+			for typ, n := range types {
+				if typ != "" {
+					n += use.untypedGPUs
+				}
+				if n > 0 {
+					if l.InUse.GPUs == nil {
+						l.InUse.GPUs = map[string]int64{}
+					}
+					l.InUse.GPUs[typ] = n
+				}
 			}
 			out = append(out, l)
 		}
