@@ -281,6 +281,18 @@ func newConn(ws *websocket.Conn, ka Keepalive, logger *slog.Logger, gateway bool
 	yc.ConnectionWriteTimeout = ka.Timeout
 	yc.MaxStreamWindowSize = 1 << 20
 	yc.StreamOpenTimeout = ka.Timeout
+	// A closed stream whose peer goes on sending is reset after this
+	// (yamux v0.1.2 arms the timer only in Stream.Close, when this end
+	// closes a stream its peer has not: a half-close; the peer's FIN
+	// stops it). The gateway closes a stream when it is done with it,
+	// aborts included (a browser leaving a download), and the agent's
+	// app would otherwise go on filling the window, its copy and
+	// connection pinned, for yamux's default of 5 minutes. Streams
+	// neither end has closed, however idle (terminals, WebSockets),
+	// have no such timer. What it costs: an agent-side half-close (an
+	// app that ends its output but reads on, such as `nc -l > file`)
+	// receives for at most this long after it.
+	yc.StreamCloseTimeout = ka.Timeout
 	yc.LogOutput = nil
 	if logger == nil {
 		logger = slog.Default()

@@ -491,3 +491,53 @@ func TestDeadPeerDetectedWhileSending(t *testing.T) {
 		t.Fatal("a stream write to a dead peer still blocks after its connection closed")
 	}
 }
+
+// A stream the gateway closes while the agent is still sending (a browser
+// leaving a download mid-way) must free the agent's side within the
+// keepalive timeout: its blocked write fails, so its copy ends and the
+// app's connection closes, instead of waiting out yamux's default five
+// minutes with everything pinned.
+func TestAbortedDownloadFreesTheAgentSide(t *testing.T) {
+	ka := Keepalive{Interval: 100 * time.Millisecond, Timeout: 600 * time.Millisecond}
+	g := newGateway(t, ka)
+	agent, gw := connect(t, g, g.url(), ka)
+	wrote := make(chan error, 1)
+	go func() {
+		s, err := agent.AcceptStream(context.Background())
+		if err != nil {
+			wrote <- err
+			return
+		}
+		s.Accept()
+		defer s.Close()
+		buf := make([]byte, 64<<10)
+		for { // an endless download that never reads
+			if _, err := s.Write(buf); err != nil {
+				wrote <- err
+				return
+			}
+		}
+	}()
+	s, err := gw.OpenStream(context.Background(), Header{Kind: KindHTTP, Service: "download"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(s, make([]byte, 256<<10)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	start := time.Now()
+	select {
+	case err := <-wrote:
+		t.Logf("the agent's write failed %v after the gateway's close: %v", time.Since(start), err)
+	case <-time.After(10 * ka.Timeout):
+		t.Fatalf("the agent still writes into a stream the gateway closed %v ago (keepalive timeout %v)", 10*ka.Timeout, ka.Timeout)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for (agent.NumStreams() > 0 || gw.NumStreams() > 0) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a, g := agent.NumStreams(), gw.NumStreams(); a+g > 0 {
+		t.Errorf("%d streams open on the agent, %d on the gateway after the aborted download; want none", a, g)
+	}
+}
