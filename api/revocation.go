@@ -54,6 +54,10 @@ type loginWatch struct {
 	// missed a revocation, so its answer is not remembered.
 	gen   uint64
 	sweep *sweeper // forgets expired credentials; nil when not listening for the cache
+
+	// subscribe overrides the bridge's LoginRevocations; tests slow it
+	// down to show that nobody waits for it.
+	subscribe func(context.Context) <-chan bridge.LoginRevocation
 }
 
 // sweeper is one armed expiry; a timer that fired after being replaced
@@ -61,7 +65,14 @@ type loginWatch struct {
 type sweeper struct{ t *time.Timer }
 
 // listening is one subscription to the bridge's revocations.
-type listening struct{ cancel context.CancelFunc }
+type listening struct {
+	cancel context.CancelFunc
+	// ready is closed once the bridge listens: a revocation committed
+	// after that is heard. Starting takes a database connection and a
+	// round trip (seconds when the database is slow), so it happens
+	// outside mu, and nobody waits for it who need not.
+	ready chan struct{}
+}
 
 type watchedConn struct{ cancel context.CancelCauseFunc }
 
@@ -82,17 +93,23 @@ type cachedCredential struct {
 	until   time.Time            // resolved + ttl, or the credential's end if sooner
 }
 
-// start listens for revocations if nobody is. Call with mu held.
-func (lw *loginWatch) start(s *Server) {
+// start starts listening for revocations if nobody is, and returns the
+// listening, which may not be ready yet. Call with mu held.
+func (lw *loginWatch) start(s *Server) *listening {
 	if lw.listen != nil {
-		return
+		return lw.listen
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &listening{cancel: cancel}
+	l := &listening{cancel: cancel, ready: make(chan struct{})}
 	lw.listen = l
 	lw.gen++
-	revs := s.b.LoginRevocations(ctx) // returns once listening
+	subscribe := s.b.LoginRevocations
+	if lw.subscribe != nil {
+		subscribe = lw.subscribe
+	}
 	go func() {
+		revs := subscribe(ctx) // returns once listening
+		close(l.ready)
 		for rev := range revs {
 			lw.revoked(rev)
 		}
@@ -106,6 +123,17 @@ func (lw *loginWatch) start(s *Server) {
 		}
 		cancel()
 	}()
+	return l
+}
+
+// isReady reports whether l listens.
+func (l *listening) isReady() bool {
+	select {
+	case <-l.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // revoked ends what a revocation ends.
@@ -156,11 +184,12 @@ func (lw *loginWatch) forgetAll() {
 	}
 }
 
-// add registers c under a portal login, listening first if nobody was.
-func (lw *loginWatch) add(s *Server, id string, c *watchedConn) {
+// add registers c under a portal login, starting to listen if nobody was;
+// the returned channel is closed once listening.
+func (lw *loginWatch) add(s *Server, id string, c *watchedConn) <-chan struct{} {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
-	lw.start(s)
+	l := lw.start(s)
 	if lw.conns == nil {
 		lw.conns = map[string]map[*watchedConn]struct{}{}
 	}
@@ -168,6 +197,7 @@ func (lw *loginWatch) add(s *Server, id string, c *watchedConn) {
 		lw.conns[id] = map[*watchedConn]struct{}{}
 	}
 	lw.conns[id][c] = struct{}{}
+	return l.ready
 }
 
 // remove unregisters c, and stops listening when nothing needs it.
@@ -195,10 +225,12 @@ func (s *Server) cachedActor(ctx context.Context, method, secret string) (bridge
 		return c.actor, c.credential(), nil
 	}
 	// Listening before asking: a revocation committed after the answer
-	// is then heard, and one committed before it is in the answer.
-	lw.start(s)
+	// is then heard, and one committed before it is in the answer. While
+	// listening starts, the answer is given but not remembered.
+	l := lw.start(s)
 	gen := lw.gen
 	lw.mu.Unlock()
+	heard := l.isReady()
 
 	c := cachedCredential{method: method}
 	var err error
@@ -217,7 +249,7 @@ func (s *Server) cachedActor(ctx context.Context, method, secret string) (bridge
 
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
-	if err == nil && lw.gen == gen && lw.listen != nil && len(lw.creds) < maxCachedCredentials {
+	if err == nil && heard && lw.gen == gen && lw.listen != nil && len(lw.creds) < maxCachedCredentials {
 		if lw.creds == nil {
 			lw.creds = map[[sha256.Size]byte]cachedCredential{}
 		}
@@ -313,9 +345,14 @@ func (s *Server) credentialContext(ctx context.Context, r *http.Request) (contex
 	lw := &s.logins
 	c := &watchedConn{cancel: cancelCause}
 	id := cred.portal.ID
-	lw.add(s, id, c)
+	ready := lw.add(s, id, c)
 	// A revocation committed between the check at authentication and the
-	// listening above would be missed: check the login once more.
+	// listening above would be missed: once listening, check the login
+	// once more.
+	select {
+	case <-ready:
+	case <-ctx.Done():
+	}
 	if ck, err := r.Cookie(sessionCookie); err != nil || s.recheckLogin(ctx, ck.Value) != nil {
 		cancelCause(errSignedOut)
 	}

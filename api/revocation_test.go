@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"sync"
@@ -150,4 +151,62 @@ func statusOf(w *runtimeWorld, r *http.Request) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// Starting to listen for revocations (a database connection and a LISTEN,
+// up to seconds) holds no request: while it is under way, app requests are
+// answered from the database, and once it is in place logins are
+// remembered and revocations heard as ever.
+func TestRevocationListeningHoldsNoRequest(t *testing.T) {
+	w := newRuntimeWorld(t)
+	w.ready(t)
+	w.srv.logins.ttl = time.Hour
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	w.srv.logins.subscribe = func(ctx context.Context) <-chan bridge.LoginRevocation {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return w.b.LoginRevocations(ctx)
+	}
+	token := w.portalLogin(t, w.alice)
+	app := func() *http.Request {
+		r := w.request("GET", "/s/"+w.sid+"/web/x", nil)
+		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: token})
+		return r
+	}
+	// Each request must be answered while listening is still starting;
+	// the 10 s are only how long a held request is waited for.
+	answered := func(what string) {
+		t.Helper()
+		done := make(chan int, 1)
+		go func() { done <- statusOf(w, app()) }()
+		select {
+		case code := <-done:
+			if code != 200 {
+				t.Fatalf("%s: status %d, want 200", what, code)
+			}
+		case <-time.After(10 * time.Second):
+			unblock()
+			t.Fatalf("%s was held while the gateway started listening for revocations", what)
+		}
+	}
+	answered("the request that starts listening")
+	<-entered // listening is now under way, and stays so until released
+	answered("a request while listening starts")
+	answered("another request while listening starts")
+
+	unblock()
+	if err := w.b.RevokePortalSession(t.Context(), token); err != nil {
+		t.Fatal(err)
+	}
+	waitRefused(t, w, app)
 }
