@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -229,6 +230,10 @@ func (b *Bridge) ServeAgent(ctx context.Context, conn *tunnel.Conn) error {
 	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// One report stream at a time: the agent runs as the researcher, who
+	// can read its secret and dial in with a client of their own, and each
+	// stream costs the gateway a goroutine and a buffer.
+	var reporting atomic.Bool
 	for {
 		st, err := conn.AcceptStream(ctx)
 		if err != nil {
@@ -240,11 +245,17 @@ func (b *Bridge) ServeAgent(ctx context.Context, conn *tunnel.Conn) error {
 			st.Reject(fmt.Sprintf("the gateway accepts only %s streams from agents, not %q", tunnel.KindReport, st.Header.Kind))
 			continue
 		}
+		if !reporting.CompareAndSwap(false, true) {
+			st.Reject("a report stream of this agent is open already; the gateway takes one at a time")
+			continue
+		}
 		if err := st.Accept(); err != nil {
+			reporting.Store(false)
 			st.Close()
 			continue
 		}
 		wg.Go(func() {
+			defer reporting.Store(false)
 			defer st.Close()
 			for rep, err := range tunnel.Reports(st) {
 				if err != nil {
