@@ -24,8 +24,6 @@ import (
 //	      {port}     the TCP port to listen on (127.0.0.1 only)
 //	      {socket}   a Unix socket path in a private 0700 directory
 //	      {base_url} the proxy prefix, /s/SESSION/NAME/
-//	      {token}    a per-service secret the proxy presents for the user
-//	                 (as "Authorization: token SECRET", Jupyter's header)
 //	    Using {base_url} declares that the service accepts a base URL; using
 //	    {socket} declares that it can listen on a Unix socket, which the agent
 //	    then prefers. A service without {base_url} is served at "/" (the
@@ -33,10 +31,24 @@ import (
 //	    only reachable if the session's own command starts it.
 //	    Example: org.slurmgate.service.jupyter.command=jupyter-notebook
 //	      --no-browser --sock={socket} --NotebookApp.base_url={base_url}
-//	      --NotebookApp.token={token} --NotebookApp.allow_remote_access=True
+//	      --NotebookApp.allow_remote_access=True
 //	    (allow_remote_access: Jupyter otherwise refuses requests whose Host is
 //	    the gateway's public name rather than a local one; the gateway and
 //	    the token already decide who gets in.)
+//	    A command never holds a secret: every user of the node can read a
+//	    process's command line (/proc/PID/cmdline). The placeholder {token},
+//	    which once put the service's token there, is refused with this fix:
+//	    remove it and declare the service's auth (below).
+//	org.slurmgate.service.NAME.auth=token|bearer
+//	    The service demands a per-service secret that only the agent and the
+//	    service know, so that other users of the node cannot use its
+//	    127.0.0.1 port. The agent makes one per start and passes it in the
+//	    service's environment, which only the same user and root can read:
+//	    SLURMGATE_SERVICE_TOKEN, and JUPYTER_TOKEN, which Jupyter reads. The
+//	    proxy presents it for the user on every request as
+//	    "Authorization: token SECRET" (token: Jupyter's header) or
+//	    "Authorization: Bearer SECRET" (bearer); the browser never holds it.
+//	    Example: org.slurmgate.service.jupyter.auth=token
 //	org.slurmgate.min.cpus=N, org.slurmgate.min.memory=SIZE (512M, 4G, bytes
 //	without a unit), org.slurmgate.min.gpus=N
 //	    The least a session of this image should ask for.
@@ -55,6 +67,7 @@ const (
 	LabelRuntimes = LabelPrefix + "runtimes"
 
 	commandSuffix = ".command"
+	authSuffix    = ".auth"
 )
 
 // ImageInfo is what an image's labels say about it.
@@ -80,14 +93,32 @@ type Service struct {
 	BaseURL bool `json:"base_url"`
 	// Socket: the service can listen on a Unix socket.
 	Socket bool `json:"socket"`
+	// Auth is how the proxy presents the service's token: "token",
+	// "bearer", or empty when the service takes none (see the label
+	// documentation above).
+	Auth string `json:"auth,omitempty"`
 }
 
-// ServiceVars fill a service's command template.
+// AuthHeader is the header the proxy adds to each request to the service,
+// as a template of the agent's configuration ("Authorization: token
+// {token}"; the agent fills in {token}), or "" when the service takes no
+// token.
+func (s Service) AuthHeader() string {
+	switch s.Auth {
+	case "token":
+		return "Authorization: token {token}"
+	case "bearer":
+		return "Authorization: Bearer {token}"
+	}
+	return ""
+}
+
+// ServiceVars fill a service's command template. The service's token is
+// not among them: a command line is no place for a secret.
 type ServiceVars struct {
 	Port    int
 	Socket  string
 	BaseURL string
-	Token   string
 }
 
 // Argv renders the service's start command. Placeholders are replaced inside
@@ -97,7 +128,10 @@ func (s Service) Argv(v ServiceVars) ([]string, error) {
 	if len(words) == 0 {
 		return nil, fmt.Errorf("service %s has no start command (label %s%s%s)", s.Name, LabelService, s.Name, commandSuffix)
 	}
-	r := strings.NewReplacer("{port}", strconv.Itoa(v.Port), "{socket}", v.Socket, "{base_url}", v.BaseURL, "{token}", v.Token)
+	if strings.Contains(s.Command, tokenPlaceholder) {
+		return nil, TokenInCommandError(s.Name)
+	}
+	r := strings.NewReplacer("{port}", strconv.Itoa(v.Port), "{socket}", v.Socket, "{base_url}", v.BaseURL)
 	for i, w := range words {
 		words[i] = r.Replace(w)
 	}
@@ -107,8 +141,19 @@ func (s Service) Argv(v ServiceVars) ([]string, error) {
 var (
 	serviceName  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 	placeholder  = regexp.MustCompile(`\{[a-z_]*\}`)
-	placeholders = map[string]bool{"{port}": true, "{socket}": true, "{base_url}": true, "{token}": true}
+	placeholders = map[string]bool{"{port}": true, "{socket}": true, "{base_url}": true}
 )
+
+const tokenPlaceholder = "{token}"
+
+// TokenInCommandError is the refusal of a service whose start command holds
+// {token}, with the fix. The agent refuses such a service too, for images
+// catalogued before the placeholder was withdrawn.
+func TokenInCommandError(service string) error {
+	return fmt.Errorf("service %s: label %s%s%s puts the service's token on its command line, where every user of the node can read it: "+
+		"remove {token} from it and declare %s%s%s=token (the agent passes the token in the environment as SLURMGATE_SERVICE_TOKEN and JUPYTER_TOKEN)",
+		service, LabelService, service, commandSuffix, LabelService, service, authSuffix)
+}
 
 // ParseLabels reads Slurmgate's labels (above) out of an image's labels. The
 // error names every bad label, each with what was expected.
@@ -120,6 +165,7 @@ func ParseLabels(labels map[string]string) (ImageInfo, error) {
 	}
 	services := map[string]*Service{}
 	commands := map[string]string{}
+	auths := map[string]string{}
 	for _, key := range slices.Sorted(maps.Keys(labels)) {
 		if !strings.HasPrefix(key, LabelPrefix) {
 			continue
@@ -153,11 +199,26 @@ func ParseLabels(labels map[string]string) (ImageInfo, error) {
 					continue
 				}
 				for _, p := range placeholder.FindAllString(val, -1) {
-					if !placeholders[p] {
-						bad(key, "unknown placeholder %s; want {port}, {socket}, {base_url} or {token}", p)
+					switch {
+					case p == tokenPlaceholder:
+						bad(key, "%v", TokenInCommandError(name))
+					case !placeholders[p]:
+						bad(key, "unknown placeholder %s; want {port}, {socket} or {base_url}", p)
 					}
 				}
 				commands[name] = val
+				continue
+			}
+			if name, ok := strings.CutSuffix(rest, authSuffix); ok {
+				if !serviceName.MatchString(name) {
+					bad(key, "service name %q: lower-case letters, digits and '-', starting with a letter", name)
+					continue
+				}
+				if val != "token" && val != "bearer" {
+					bad(key, "want token (Authorization: token SECRET, Jupyter's header) or bearer (Authorization: Bearer SECRET)")
+					continue
+				}
+				auths[name] = val
 				continue
 			}
 			if !serviceName.MatchString(rest) {
@@ -171,7 +232,7 @@ func ParseLabels(labels map[string]string) (ImageInfo, error) {
 			}
 			services[rest] = &s
 		default:
-			bad(key, "not a Slurmgate label; known: %s%s", LabelService, "NAME[.command], min.cpus, min.memory, min.gpus, runtimes")
+			bad(key, "not a Slurmgate label; known: %s%s", LabelService, "NAME[.command|.auth], min.cpus, min.memory, min.gpus, runtimes")
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(commands)) {
@@ -184,6 +245,15 @@ func ParseLabels(labels map[string]string) (ImageInfo, error) {
 		s.Command = commands[name]
 		s.BaseURL = strings.Contains(s.Command, "{base_url}")
 		s.Socket = strings.Contains(s.Command, "{socket}")
+	}
+	for _, name := range slices.Sorted(maps.Keys(auths)) {
+		s, ok := services[name]
+		if !ok {
+			key := LabelService + name + authSuffix
+			bad(key, "no label %s%s=PROTOCOL:PORT declares service %s", LabelService, name, name)
+			continue
+		}
+		s.Auth = auths[name]
 	}
 	info.Services = []Service{}
 	for _, name := range slices.Sorted(maps.Keys(services)) {

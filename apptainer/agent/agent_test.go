@@ -26,7 +26,8 @@ import (
 
 // TestMain doubles as the test app the agent supervises: started with
 // AGENT_TEST_APP set, the test binary serves HTTP on port=N or socket=PATH
-// and demands "Authorization: Bearer <token=…>" when given a token.
+// and demands "Authorization: Bearer TOKEN" when its environment holds
+// SLURMGATE_SERVICE_TOKEN=TOKEN, as the agent passes it.
 func TestMain(m *testing.M) {
 	if os.Getenv("AGENT_TEST_APP") != "" {
 		testApp(os.Args[1:])
@@ -62,7 +63,7 @@ func testApp(args []string) {
 		os.Exit(0)
 	}()
 	http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if tok := opts["token"]; tok != "" && r.Header.Get("Authorization") != "Bearer "+tok {
+		if tok := os.Getenv("SLURMGATE_SERVICE_TOKEN"); tok != "" && r.Header.Get("Authorization") != "Bearer "+tok {
 			http.Error(w, "no token", http.StatusForbidden)
 			return
 		}

@@ -75,7 +75,9 @@ type Service struct {
 	// BaseURL: the app serves under /s/{session}/{name}/ ({base_url}).
 	BaseURL bool `json:"base_url,omitempty"`
 	// AuthHeader ("Name: value", may use {token}) is added to every HTTP
-	// request the agent proxies to the app.
+	// request the agent proxies to the app. Using {token} also puts the
+	// token in the app's environment (SLURMGATE_SERVICE_TOKEN,
+	// JUPYTER_TOKEN); Command may not hold it.
 	AuthHeader string   `json:"auth_header,omitempty"`
 	Env        []string `json:"env,omitempty"`
 	// ReadyPath is the path probed for readiness (default the base URL, or

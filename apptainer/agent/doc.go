@@ -28,13 +28,14 @@
 //	  "services": [
 //	    {"name": "jupyter", "protocol": "http", "socket": true, "base_url": true,
 //	     "command": ["jupyter-notebook", "--no-browser", "--sock={socket}",
-//	                 "--NotebookApp.base_url={base_url}", "--NotebookApp.token=",
-//	                 "--NotebookApp.allow_remote_access=True"]},
+//	                 "--NotebookApp.base_url={base_url}",
+//	                 "--NotebookApp.allow_remote_access=True"],
+//	     "auth_header": "Authorization: token {token}"},
 //	    {"name": "tensorboard", "protocol": "http", "base_url": true,
 //	     "command": ["tensorboard", "--logdir=/home/work/logs", "--host=127.0.0.1",
 //	                 "--port={port}", "--path_prefix={base_url}"]},
 //	    {"name": "app", "protocol": "http",
-//	     "command": ["python3", "app.py", "--port={port}", "--token={token}"],
+//	     "command": ["python3", "app.py", "--port={port}"],
 //	     "auth_header": "Authorization: Bearer {token}"}
 //	  ],
 //	  "metrics_interval": "5s"
@@ -45,9 +46,13 @@
 // {base_url} (/s/{session}/{name}/, when the app serves under the gateway's
 // prefix; the gateway always forwards the prefix, and for a service without
 // base_url the agent strips it, so the app is served at "/" and sees the
-// prefix in X-Forwarded-Prefix) and {token} (a random
-// per-service secret the agent adds to every proxied request through
-// auth_header, so that other users on the node cannot use a port service).
+// prefix in X-Forwarded-Prefix). A service whose auth_header uses {token}
+// gets a random per-service secret, which the agent adds to every proxied
+// request, so that other users on the node cannot use a port service. The
+// app learns it from its environment, SLURMGATE_SERVICE_TOKEN and
+// JUPYTER_TOKEN (Jupyter reads it), which only its user and root can read;
+// a command holding {token} is refused, as every user of the node can read
+// a command line (/proc/PID/cmdline).
 //
 // Jupyter refuses requests whose Host is not local unless
 // allow_remote_access is set; on a socket in the agent's 0700 directory

@@ -51,7 +51,7 @@ func TestInteractiveSession(t *testing.T) {
 	cfg.Env = []string{mark, "AGENT_TEST_APP=1", "AGENT_TEST_TERMFILE=" + termFile}
 	self, _ := os.Executable()
 	cfg.Services = []Service{
-		{Name: "app", Protocol: "http", Command: []string{self, "port={port}", "token={token}"},
+		{Name: "app", Protocol: "http", Command: []string{self, "port={port}"},
 			AuthHeader: "Authorization: Bearer {token}"},
 		{Name: "sock", Protocol: "http", Socket: true, Command: []string{self, "socket={socket}"}},
 		// Nothing to change in its requests: its streams are spliced.
@@ -144,6 +144,18 @@ func TestInteractiveSession(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("direct request to the app's port: %d; want 403 without the token", resp.StatusCode)
+		}
+	}
+	// Nor can they read the token: it is in no command line (which
+	// /proc shows everyone), only in the app's environment.
+	token := strings.TrimPrefix(shape.AuthValue, "Bearer ")
+	procs := markedProcesses(mark)
+	if len(procs) == 0 {
+		t.Error("no process of the session found by its environment")
+	}
+	for _, p := range procs {
+		if strings.Contains(p, token) {
+			t.Errorf("the service's token is on a command line: %s", p)
 		}
 	}
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -47,4 +48,39 @@ func newExecConfig(t *testing.T, g *testGateway, secret string) *Config {
 	cfg := testConfig(t, g, secret)
 	cfg.Env = []string{"AGENT_TEST_MARK=" + cfg.SessionID}
 	return cfg
+}
+
+// A service whose command still holds {token} (an image catalogued before
+// the placeholder was withdrawn) is refused with the fix, never started
+// with its secret on a command line; the other services start.
+func TestServiceWithTokenInCommandRefused(t *testing.T) {
+	const secret = "dG9rZW4tYXJndg"
+	g := newTestGateway(t, secret)
+	cfg := newExecConfig(t, g, secret)
+	self, _ := os.Executable()
+	cfg.Env = append(cfg.Env, "AGENT_TEST_APP=1")
+	cfg.Services = []Service{
+		{Name: "leaky", Protocol: "http", Command: []string{self, "port={port}", "--token={token}"}, AuthHeader: "Authorization: Bearer {token}"},
+		{Name: "fine", Protocol: "http", Socket: true, Command: []string{self, "socket={socket}"}},
+	}
+	startAgent(t, cfg)
+	g.conn(t)
+	rep := g.waitReport(t, "fine ready and leaky refused", func(r tunnel.Report) bool {
+		var fine, leaky bool
+		for _, s := range r.Services {
+			fine = fine || s.Name == "fine" && s.Ready
+			leaky = leaky || s.Name == "leaky" && !s.Ready && s.Error != ""
+		}
+		return fine && leaky
+	})
+	for _, s := range rep.Services {
+		if s.Name == "leaky" && !strings.Contains(s.Error, "org.slurmgate.service.leaky.auth=token") {
+			t.Errorf("leaky's error %q; want it to say how to fix the label", s.Error)
+		}
+	}
+	for _, p := range markedProcesses("AGENT_TEST_MARK=" + cfg.SessionID) {
+		if strings.Contains(p, "--token=") {
+			t.Errorf("a service started with a token on its command line: %s", p)
+		}
+	}
 }

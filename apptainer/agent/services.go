@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/slurmgate/slurmgate/apptainer"
 	"github.com/slurmgate/slurmgate/tunnel"
 )
 
@@ -60,6 +62,11 @@ func freePort() (int, error) {
 // container and probes it until it is ready.
 func (a *Agent) startService(cfg Service) (*service, error) {
 	svc := &service{cfg: cfg, token: newToken(), state: tunnel.ServiceState{Name: cfg.Name}}
+	// Any user of the node can read a command line (/proc/PID/cmdline):
+	// the token goes in the environment, never in argv.
+	if slices.ContainsFunc(cfg.Command, func(w string) bool { return strings.Contains(w, "{token}") }) {
+		return svc, apptainer.TokenInCommandError(cfg.Name)
+	}
 	vars := map[string]string{"{token}": svc.token, "{base_url}": "/", "{port}": "", "{socket}": ""}
 	if cfg.BaseURL {
 		vars["{base_url}"] = "/s/" + a.cfg.SessionID + "/" + cfg.Name + "/"
@@ -96,6 +103,12 @@ func (a *Agent) startService(cfg Service) (*service, error) {
 	env := append([]string{"SLURMGATE_SERVICE=" + cfg.Name}, cfg.Env...)
 	for i, kv := range env {
 		env[i] = expand(kv)
+	}
+	if strings.Contains(cfg.AuthHeader, "{token}") {
+		// The app learns the token it must demand from its environment,
+		// which only its user and root can read: Jupyter reads
+		// JUPYTER_TOKEN, other apps SLURMGATE_SERVICE_TOKEN.
+		env = append(env, "SLURMGATE_SERVICE_TOKEN="+svc.token, "JUPYTER_TOKEN="+svc.token)
 	}
 	svc.shape.StripPrefix = !cfg.BaseURL
 	if cfg.Protocol == "http" && svc.shape != (tunnel.HTTPShape{}) {
