@@ -14,9 +14,12 @@ import (
 
 // Connections that outlive their request (app WebSockets, terminals, TCP)
 // were authorized once, at the upgrade. They end when the credential that
-// opened them ends: a token or portal login at its expiry, and a portal
-// login at once when it is revoked (logout on any replica, an admin's
-// revocation), which the bridge announces (bridge.LoginRevocations).
+// opened them ends: a token or portal login at its expiry, a portal login
+// at its idle expiry (checked again then: using the portal elsewhere moves
+// it) and at once when it is revoked (logout on any replica, an admin's
+// revocation), which the bridge announces (bridge.LoginRevocations), and a
+// keypair within credentialTTL of its deletion or its user being locked,
+// which nothing announces.
 //
 // The same announcements let the app proxy remember for a moment which
 // actor a bearer token or portal cookie is (cachedActor): a page load is
@@ -82,6 +85,7 @@ var (
 	errSignedOut         = errors.New("signed out")
 	errCredentialExpired = errors.New("your login expired")
 	errRecheck           = errors.New("the login is being checked again; reconnect")
+	errCredentialRevoked = errors.New("your credential is no longer valid")
 )
 
 // cachedCredential is a resolved bearer token or portal cookie.
@@ -328,24 +332,47 @@ func sooner(a, b time.Time) time.Time {
 }
 
 // credentialContext derives from ctx a context that ends when the request's
-// credential does: at a token's or portal login's expiry, and when the
-// portal login is revoked. Run long-lived connections under it.
+// credential does: at a token's expiry; at a portal login's expiry, its
+// idle expiry, or its revocation; when a keypair is deleted or its user
+// locked. Run long-lived connections under it.
 func (s *Server) credentialContext(ctx context.Context, r *http.Request) (context.Context, context.CancelFunc) {
 	cred := stateFrom(r.Context()).cred
 	switch {
 	case cred.method == "cookie" && cred.portal != nil:
+		return s.portalContext(ctx, r, cred.portal.ID)
+	case cred.method == "keypair":
+		// Nothing announces a keypair's deletion or its user being
+		// locked: ask again every credentialTTL, as the app proxy's
+		// cache does for what it remembers.
+		ctx, cancel := context.WithCancelCause(ctx)
+		go s.recheck(ctx, cancel, errCredentialRevoked, time.Now().Add(credentialTTL), func(ctx context.Context) (time.Time, error) {
+			_, _, err := s.b.KeypairSecret(ctx, cred.accessKey)
+			return time.Now().Add(credentialTTL), err
+		})
+		return ctx, func() { cancel(nil) }
 	case !cred.expires.IsZero():
 		return context.WithDeadlineCause(ctx, cred.expires, errCredentialExpired)
 	default:
 		return context.WithCancel(ctx)
 	}
-	ctx, cancelDeadline := context.WithDeadlineCause(ctx, cred.portal.ExpiresAt, errCredentialExpired)
+}
+
+// portalContext is credentialContext for a portal login: its revocation
+// is heard (loginWatch), its expiry is a deadline, and at its idle expiry
+// it is checked again, since using the portal elsewhere moves that expiry.
+func (s *Server) portalContext(ctx context.Context, r *http.Request, id string) (context.Context, context.CancelFunc) {
+	token := ""
+	if ck, err := r.Cookie(sessionCookie); err == nil {
+		token = ck.Value
+	}
 	ctx, cancelCause := context.WithCancelCause(ctx)
-	cancel := func() { cancelCause(nil); cancelDeadline() }
 	lw := &s.logins
 	c := &watchedConn{cancel: cancelCause}
-	id := cred.portal.ID
 	ready := lw.add(s, id, c)
+	cancel := func() {
+		cancelCause(nil)
+		lw.remove(id, c)
+	}
 	// A revocation committed between the check at authentication and the
 	// listening above would be missed: once listening, check the login
 	// once more.
@@ -353,16 +380,49 @@ func (s *Server) credentialContext(ctx context.Context, r *http.Request) (contex
 	case <-ready:
 	case <-ctx.Done():
 	}
-	if ck, err := r.Cookie(sessionCookie); err != nil || s.recheckLogin(ctx, ck.Value) != nil {
+	_, ps, err := s.b.ActorForPortalSession(ctx, token)
+	if err != nil {
 		cancelCause(errSignedOut)
+		return ctx, cancel
 	}
+	ctx, cancelDeadline := context.WithDeadlineCause(ctx, ps.ExpiresAt, errCredentialExpired)
+	// The idle expiry passes unless the login is used meanwhile; asked
+	// then, the bridge refuses a login left unused (asking is no use).
+	go s.recheck(ctx, cancelCause, errCredentialExpired, ps.IdleExpiresAt, func(ctx context.Context) (time.Time, error) {
+		_, ps, err := s.b.ActorForPortalSession(ctx, token)
+		return ps.IdleExpiresAt, err
+	})
 	return ctx, func() {
+		cancelDeadline()
 		cancel()
-		lw.remove(id, c)
 	}
 }
 
-func (s *Server) recheckLogin(ctx context.Context, token string) error {
-	_, _, err := s.b.ActorForPortalSession(ctx, token)
-	return err
+// recheck asks check at the time given, and again at the time check
+// returns, until ctx ends; it ends ctx with cause once check refuses the
+// credential. A check that fails otherwise (the database unreachable) is
+// tried again a credentialTTL later: a blip does not hang up on everyone.
+func (s *Server) recheck(ctx context.Context, cancel context.CancelCauseFunc, cause error, at time.Time, check func(context.Context) (time.Time, error)) {
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		next, err := check(ctx)
+		switch k := bridge.KindOf(err); {
+		case err == nil:
+		case ctx.Err() != nil:
+			return
+		case k == bridge.KindNotFound || k == bridge.KindForbidden:
+			cancel(cause)
+			return
+		default:
+			s.log.Warn("checking the credential of an open connection; trying again", "err", err, "in", credentialTTL)
+			next = time.Now().Add(credentialTTL)
+		}
+		t.Reset(time.Until(next))
+	}
 }

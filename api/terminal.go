@@ -345,11 +345,11 @@ func (s *Server) sessionTCP(w http.ResponseWriter, r *http.Request) {
 
 // closeReason says why a connection's context ended, in words for the
 // person whose terminal or app connection closes: signed out, login
-// expired, or the gateway going away.
+// expired, credential no longer valid, or the gateway going away.
 func closeReason(ctx context.Context) string {
 	cause := context.Cause(ctx)
 	switch {
-	case errors.Is(cause, errSignedOut), errors.Is(cause, errCredentialExpired), errors.Is(cause, errRecheck):
+	case errors.Is(cause, errSignedOut), errors.Is(cause, errCredentialExpired), errors.Is(cause, errRecheck), errors.Is(cause, errCredentialRevoked):
 		return cause.Error()
 	}
 	return "terminal closed"

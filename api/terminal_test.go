@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/slurmgate/slurmgate/api/sign"
+	"github.com/slurmgate/slurmgate/bridge"
 	"github.com/slurmgate/slurmgate/tunnel"
 )
 
@@ -77,5 +79,81 @@ func TestTerminalPongsFromTheClient(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "pong") {
 		t.Errorf("terminal showed %q; want the echo", out.String())
+	}
+}
+
+// A terminal opened with a keypair ends, saying why, once the keypair is
+// deleted: the keypair is checked again while the connection lives.
+func TestTerminalEndsWhenItsKeypairIsDeleted(t *testing.T) {
+	w := newRuntimeWorld(t)
+	w.ready(t)
+	path := "/api/v1/sessions/" + w.sid + "/terminal"
+	sr := w.signed(w.alice, "GET", path, nil, time.Now())
+	h := http.Header{}
+	for _, k := range []string{"Authorization", sign.DateHeader, sign.NonceHeader, sign.ContentSHA256Header} {
+		h.Set(k, sr.Header.Get(k))
+	}
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(w.ts.URL, "http")+path, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := w.client(w.alice).RevokeKeypair(t.Context(), w.alice.accessKey); err != nil {
+		t.Fatal(err)
+	}
+	wantClosed(t, c, errCredentialRevoked.Error(), "after its keypair was deleted")
+}
+
+// A terminal opened with the portal cookie ends when the login passes its
+// idle expiry, unless the login is used meanwhile.
+func TestTerminalEndsAtThePortalLoginsIdleExpiry(t *testing.T) {
+	w := newRuntimeWorld(t)
+	w.ready(t)
+	token, _, err := w.b.CreatePortalSession(t.Context(), bridge.NewPortalSession{UserID: w.alice.UserID, Source: "local", IdleTimeout: 2 * time.Second, Lifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(w.ts.URL, "http")+"/api/v1/sessions/"+w.sid+"/terminal",
+		http.Header{"Cookie": {sessionCookie + "=" + token}, "Origin": {w.ts.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The portal in use (another tab) keeps the login, and the terminal,
+	// alive past the idle expiry the terminal opened under.
+	for end := time.Now().Add(3500 * time.Millisecond); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		r := w.request("GET", "/api/v1/auth/session", nil)
+		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: token})
+		w.wantStatus(r, 200)
+	}
+	c.WriteMessage(websocket.BinaryMessage, []byte("echo st''ill open\n"))
+	var out bytes.Buffer
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !strings.Contains(out.String(), "still open") {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("the terminal of a login in use closed: %v", err)
+		}
+		out.Write(msg)
+	}
+	// Unused, the login ends at its idle expiry, and the terminal with it.
+	wantClosed(t, c, errCredentialExpired.Error(), "after its portal login's idle expiry")
+}
+
+// wantClosed reads c until the server closes it with reason, failing
+// after 10 s.
+func wantClosed(t *testing.T, c *websocket.Conn, reason, when string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue // the shell's output
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Text != reason {
+			t.Fatalf("terminal %s: %v; want a close frame saying %q", when, err, reason)
+		}
+		return
 	}
 }
