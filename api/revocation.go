@@ -386,8 +386,9 @@ func (s *Server) portalContext(ctx context.Context, r *http.Request, id string) 
 		return ctx, cancel
 	}
 	ctx, cancelDeadline := context.WithDeadlineCause(ctx, ps.ExpiresAt, errCredentialExpired)
-	// The idle expiry passes unless the login is used meanwhile; asked
-	// then, the bridge refuses a login left unused (asking is no use).
+	// At the idle expiry the login has ended unless it was used meanwhile
+	// (another tab): ask then. Asking is not itself a use, since the bridge
+	// refuses a login past its idle expiry before it records any use.
 	go s.recheck(ctx, cancelCause, errCredentialExpired, ps.IdleExpiresAt, func(ctx context.Context) (time.Time, error) {
 		_, ps, err := s.b.ActorForPortalSession(ctx, token)
 		return ps.IdleExpiresAt, err
