@@ -2,11 +2,11 @@ package apptainer
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
-	"strings"
+	"slices"
 )
 
 // apptainerRuntime runs a session in one Apptainer instance: Start runs
@@ -39,7 +39,9 @@ func (apptainerRuntime) Start(ctx context.Context, spec Spec) (Instance, error) 
 	if _, err := exec.LookPath(apptainerBin); err != nil {
 		return nil, fmt.Errorf("apptainer: %s not found on PATH; install Apptainer on the compute nodes or use runtime charliecloud", apptainerBin)
 	}
-	if out, err := exec.CommandContext(ctx, start[0], start[1:]...).CombinedOutput(); err != nil {
+	cmd := exec.CommandContext(ctx, start[0], start[1:]...)
+	cmd.Env = withContainerEnv(spec.Env)
+	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("apptainer instance start: %v: %s", err, lastLines(out, 5))
 	}
 	return &apptainerInstance{spec: spec, name: instanceName(spec.SessionID)}, nil
@@ -70,7 +72,6 @@ func instanceStartArgv(spec Spec) ([]string, error) {
 		}
 		argv = append(argv, "--bind", b)
 	}
-	argv = append(argv, envFlags(spec.Env)...)
 	return append(argv, spec.Image, instanceName(spec.SessionID)), nil
 }
 
@@ -89,29 +90,21 @@ func isolationFlags(spec Spec) []string {
 	return f
 }
 
-// envFlags renders one --env per variable. Apptainer parses --env values as
-// CSV (pflag's StringToString), so a value holding ',' or '"' is quoted as
-// one CSV field.
-func envFlags(env []string) []string {
-	var f []string
+// withContainerEnv is apptainer's own environment with env set for the
+// container: as APPTAINERENV_K=V variables, which Apptainer hands to the
+// container even with --cleanenv. Not as --env flags: a command line is
+// readable by every user on the node (/proc/PID/cmdline), and env holds the
+// services' tokens; a process's environment only by its own user and root.
+func withContainerEnv(env []string) []string {
+	out := os.Environ()
 	for _, kv := range env {
-		f = append(f, "--env", csvField(kv))
+		out = append(out, "APPTAINERENV_"+kv)
 	}
-	return f
-}
-
-func csvField(s string) string {
-	var b strings.Builder
-	w := csv.NewWriter(&b)
-	w.Write([]string{s})
-	w.Flush()
-	return strings.TrimSuffix(b.String(), "\n")
+	return out
 }
 
 // execArgv is the `apptainer exec` command line running argv in the instance.
-// An instance does not hand its start environment to exec'd processes, so
-// the spec's environment is passed again.
-func execArgv(spec Spec, argv, env []string) []string {
+func execArgv(spec Spec, argv []string) []string {
 	a := []string{apptainerBin, "exec"}
 	if spec.GPUs {
 		a = append(a, "--nv")
@@ -119,7 +112,6 @@ func execArgv(spec Spec, argv, env []string) []string {
 	if spec.CleanEnv {
 		a = append(a, "--cleanenv")
 	}
-	a = append(a, envFlags(append(append([]string{}, spec.Env...), env...))...)
 	a = append(a, "instance://"+instanceName(spec.SessionID))
 	return append(a, argv...)
 }
@@ -138,8 +130,12 @@ func (a *apptainerInstance) Command(ctx context.Context, argv []string, env []st
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("apptainer: empty command")
 	}
-	full := execArgv(a.spec, argv, env)
-	return exec.CommandContext(ctx, full[0], full[1:]...), nil
+	full := execArgv(a.spec, argv)
+	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
+	// An instance does not hand its start environment to exec'd processes,
+	// so the spec's environment goes again.
+	cmd.Env = withContainerEnv(slices.Concat(a.spec.Env, env))
+	return cmd, nil
 }
 
 func (a *apptainerInstance) Stop(ctx context.Context) error {

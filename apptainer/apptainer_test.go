@@ -2,6 +2,7 @@ package apptainer
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -17,16 +18,33 @@ func TestApptainerCommandLines(t *testing.T) {
 	}
 	want := []string{"apptainer", "instance", "start", "--writable-tmpfs", "--nv", "--contain", "--cleanenv",
 		"--bind", "/vf/alice/data:/home/work/data", "--bind", "/vf/shared:/home/work/shared:ro",
-		"--env", "A=1", "--env", `"B=x,y ""z"""`, "/images/pytorch.sif", "slurmgate-0b9f_x_y"}
+		"/images/pytorch.sif", "slurmgate-0b9f_x_y"}
 	if !slices.Equal(start, want) {
 		t.Errorf("instance start:\n got %q\nwant %q", start, want)
 	}
 
-	exe := execArgv(spec, []string{"jupyter", "--port=1"}, []string{"TOKEN=t"})
-	want = []string{"apptainer", "exec", "--nv", "--cleanenv", "--env", "A=1", "--env", `"B=x,y ""z"""`, "--env", "TOKEN=t",
-		"instance://slurmgate-0b9f_x_y", "jupyter", "--port=1"}
+	exe := execArgv(spec, []string{"jupyter", "--port=1"})
+	want = []string{"apptainer", "exec", "--nv", "--cleanenv", "instance://slurmgate-0b9f_x_y", "jupyter", "--port=1"}
 	if !slices.Equal(exe, want) {
 		t.Errorf("exec:\n got %q\nwant %q", exe, want)
+	}
+	// The container's environment, tokens included, is never on a command
+	// line (any user on the node reads those): Apptainer takes it from
+	// APPTAINERENV_ variables, with --cleanenv too.
+	withEnv := &apptainerInstance{spec: spec, name: instanceName(spec.SessionID)}
+	cmd, err := withEnv.Command(t.Context(), []string{"jupyter"}, []string{"SLURMGATE_SERVICE_TOKEN=t0k3n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range []string{"APPTAINERENV_A=1", `APPTAINERENV_B=x,y "z"`, "APPTAINERENV_SLURMGATE_SERVICE_TOKEN=t0k3n"} {
+		if !slices.Contains(cmd.Env, kv) {
+			t.Errorf("exec environment lacks %s: %q", kv, cmd.Env)
+		}
+	}
+	for _, a := range append(cmd.Args, start...) {
+		if strings.Contains(a, "t0k3n") || strings.Contains(a, "A=1") {
+			t.Errorf("the environment is on a command line: %q", a)
+		}
 	}
 	if got := stopArgv(spec); !slices.Equal(got, []string{"apptainer", "instance", "stop", "slurmgate-0b9f_x_y"}) {
 		t.Errorf("instance stop: %q", got)
@@ -37,7 +55,7 @@ func TestApptainerCommandLines(t *testing.T) {
 		t.Errorf("without GPUs, isolation or mounts: %q", plain)
 	}
 	inst := &apptainerInstance{spec: Spec{SessionID: "s"}, name: "slurmgate-s"}
-	cmd, _ := inst.Command(t.Context(), []string{"true"}, nil)
+	cmd, _ = inst.Command(t.Context(), []string{"true"}, nil)
 	if !slices.Equal(cmd.Args, []string{"apptainer", "exec", "instance://slurmgate-s", "true"}) {
 		t.Errorf("Command: %q", cmd.Args)
 	}

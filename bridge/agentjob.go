@@ -74,12 +74,11 @@ func agentService(sv apptainer.Service) agent.Service {
 	if !strings.Contains(sv.Command, "{port}") && !sv.Socket {
 		out.Port = sv.Port
 	}
-	if strings.Contains(sv.Command, "{token}") {
-		// The agent presents the token for the user, in the header
-		// token-guarded apps read (Jupyter's, and JupyterHub's
-		// single-user servers'): the browser never holds it.
-		out.AuthHeader = "Authorization: token {token}"
-	}
+	// For a token-guarded service (its image's .auth label) the agent
+	// presents the token for the user, in the header the app reads
+	// (Jupyter's, and JupyterHub's single-user servers'): the browser never
+	// holds it.
+	out.AuthHeader = sv.AuthHeader()
 	return out
 }
 

@@ -85,3 +85,15 @@ func TestAgentScriptKeepsTheSecretInTheUsersFile(t *testing.T) {
 		t.Errorf("config %+v", cfg)
 	}
 }
+
+func TestAgentServiceTakesItsTokenHeaderFromTheAuthLabel(t *testing.T) {
+	jupyter := apptainer.Service{Name: "jupyter", Protocol: "http", Port: 8888, BaseURL: true,
+		Command: "jupyter-notebook --port={port} --NotebookApp.base_url={base_url}", Auth: "token"}
+	if got := agentService(jupyter).AuthHeader; got != "Authorization: token {token}" {
+		t.Errorf("token-guarded service: auth header %q", got)
+	}
+	jupyter.Auth = ""
+	if got := agentService(jupyter).AuthHeader; got != "" {
+		t.Errorf("service without a token: auth header %q", got)
+	}
+}
