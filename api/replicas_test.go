@@ -155,26 +155,14 @@ func TestReplicasForwardToTheAgentsReplica(t *testing.T) {
 
 	t.Run("terminal and exec, signed requests", func(t *testing.T) {
 		path := "/api/v1/sessions/" + w.sid + "/terminal"
-		sr := w.signed(w.alice, "GET", path, nil, time.Now())
-		h := http.Header{}
-		for _, k := range []string{"Authorization", sign.DateHeader, sign.NonceHeader, sign.ContentSHA256Header} {
-			h.Set(k, sr.Header.Get(k))
-		}
-		c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(b.url, "http")+path, h)
+		c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(b.url, "http")+path, w.signedHeader(w.alice, path))
 		if err != nil {
 			t.Fatalf("terminal through replica B: %v", err)
 		}
 		defer c.Close()
 		c.WriteMessage(websocket.BinaryMessage, []byte("echo h''i\nexit 4\n"))
 		var out bytes.Buffer
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		for !strings.Contains(out.String(), `{"exit_code":4}`) {
-			_, msg, err := c.ReadMessage()
-			if err != nil {
-				t.Fatalf("terminal: %v; so far %q", err, out.String())
-			}
-			out.Write(msg)
-		}
+		readUntil(t, c, &out, `{"exit_code":4}`)
 		if !strings.Contains(out.String(), "hi") {
 			t.Fatalf("terminal output %q lacks the echo", out.String())
 		}

@@ -31,7 +31,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/slurmgate/slurmgate/api/client"
-	"github.com/slurmgate/slurmgate/api/sign"
 	"github.com/slurmgate/slurmgate/bridge"
 	"github.com/slurmgate/slurmgate/tunnel"
 )
@@ -566,14 +565,7 @@ func TestRuntimeTerminalExecTCPMetrics(t *testing.T) {
 	w := newRuntimeWorld(t)
 	ag := w.ready(t)
 	wsURL := "ws" + strings.TrimPrefix(w.ts.URL, "http")
-	authz := func(u testUser, path string) http.Header {
-		r := w.signed(u, "GET", path, nil, time.Now())
-		h := http.Header{}
-		for _, k := range []string{"Authorization", sign.DateHeader, sign.NonceHeader, sign.ContentSHA256Header} {
-			h.Set(k, r.Header.Get(k))
-		}
-		return h
-	}
+	authz := w.signedHeader
 
 	t.Run("terminal", func(t *testing.T) {
 		path := "/api/v1/sessions/" + w.sid + "/terminal"
@@ -585,14 +577,7 @@ func TestRuntimeTerminalExecTCPMetrics(t *testing.T) {
 		var out bytes.Buffer
 		readUntil := func(want string) {
 			t.Helper()
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			for !strings.Contains(out.String(), want) {
-				_, msg, err := c.ReadMessage()
-				if err != nil {
-					t.Fatalf("reading for %q: %v; so far %q", want, err, out.String())
-				}
-				out.Write(msg)
-			}
+			readUntil(t, c, &out, want)
 		}
 		c.WriteMessage(websocket.BinaryMessage, []byte("echo h''i\n"))
 		readUntil("hi")

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/slurmgate/slurmgate/api/client"
@@ -140,6 +141,32 @@ func (a *testAPI) signed(u testUser, method, path string, body []byte, at time.T
 		a.t.Fatal(err)
 	}
 	return r
+}
+
+// signedHeader is the headers of a GET of path that u signs, for clients
+// that take headers rather than a request (WebSocket dialers).
+func (a *testAPI) signedHeader(u testUser, path string) http.Header {
+	a.t.Helper()
+	r := a.signed(u, "GET", path, nil, time.Now())
+	h := http.Header{}
+	for _, k := range []string{"Authorization", sign.DateHeader, sign.NonceHeader, sign.ContentSHA256Header} {
+		h.Set(k, r.Header.Get(k))
+	}
+	return h
+}
+
+// readUntil reads c's messages into out until it holds want, failing after
+// 10 s.
+func readUntil(t *testing.T, c *websocket.Conn, out *bytes.Buffer, want string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !strings.Contains(out.String(), want) {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("reading for %q: %v; so far %q", want, err, out.String())
+		}
+		out.Write(msg)
+	}
 }
 
 // send sends r and returns the status, headers and body.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/slurmgate/slurmgate/api/sign"
 	"github.com/slurmgate/slurmgate/bridge"
 	"github.com/slurmgate/slurmgate/tunnel"
 )
@@ -46,22 +45,25 @@ func TestTerminalRefusesOtherOriginsBeforeOpening(t *testing.T) {
 	}
 }
 
+// signedTerminal opens a terminal in the session as u, with a signed
+// handshake; it is closed when the test ends.
+func (w *runtimeWorld) signedTerminal(t *testing.T, u testUser) *websocket.Conn {
+	t.Helper()
+	path := "/api/v1/sessions/" + w.sid + "/terminal"
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(w.ts.URL, "http")+path, w.signedHeader(u, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // The client's pongs are handled while the terminal is read (run under
 // -race: the pong handler is set before any goroutine reads).
 func TestTerminalPongsFromTheClient(t *testing.T) {
 	w := newRuntimeWorld(t)
 	w.ready(t)
-	path := "/api/v1/sessions/" + w.sid + "/terminal"
-	sr := w.signed(w.alice, "GET", path, nil, time.Now())
-	h := http.Header{}
-	for _, k := range []string{"Authorization", sign.DateHeader, sign.NonceHeader, sign.ContentSHA256Header} {
-		h.Set(k, sr.Header.Get(k))
-	}
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(w.ts.URL, "http")+path, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := w.signedTerminal(t, w.alice)
 	for range 3 {
 		if err := c.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second)); err != nil {
 			t.Fatal(err)
@@ -69,14 +71,7 @@ func TestTerminalPongsFromTheClient(t *testing.T) {
 	}
 	c.WriteMessage(websocket.BinaryMessage, []byte("echo p''ong\nexit\n"))
 	var out bytes.Buffer
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for !strings.Contains(out.String(), `{"exit_code":0}`) {
-		_, msg, err := c.ReadMessage()
-		if err != nil {
-			t.Fatalf("terminal: %v; so far %q", err, out.String())
-		}
-		out.Write(msg)
-	}
+	readUntil(t, c, &out, `{"exit_code":0}`)
 	if !strings.Contains(out.String(), "pong") {
 		t.Errorf("terminal showed %q; want the echo", out.String())
 	}
@@ -87,17 +82,7 @@ func TestTerminalPongsFromTheClient(t *testing.T) {
 func TestTerminalEndsWhenItsKeypairIsDeleted(t *testing.T) {
 	w := newRuntimeWorld(t)
 	w.ready(t)
-	path := "/api/v1/sessions/" + w.sid + "/terminal"
-	sr := w.signed(w.alice, "GET", path, nil, time.Now())
-	h := http.Header{}
-	for _, k := range []string{"Authorization", sign.DateHeader, sign.NonceHeader, sign.ContentSHA256Header} {
-		h.Set(k, sr.Header.Get(k))
-	}
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(w.ts.URL, "http")+path, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := w.signedTerminal(t, w.alice)
 	if err := w.client(w.alice).RevokeKeypair(t.Context(), w.alice.accessKey); err != nil {
 		t.Fatal(err)
 	}

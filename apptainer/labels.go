@@ -235,25 +235,25 @@ func ParseLabels(labels map[string]string) (ImageInfo, error) {
 			bad(key, "not a Slurmgate label; known: %s%s", LabelService, "NAME[.command|.auth], min.cpus, min.memory, min.gpus, runtimes")
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(commands)) {
-		s, ok := services[name]
-		if !ok {
-			key := LabelService + name + commandSuffix
-			bad(key, "no label %s%s=PROTOCOL:PORT declares service %s", LabelService, name, name)
-			continue
+	// A service's .command and .auth labels need the service's own.
+	declared := func(name, suffix string) *Service {
+		s := services[name]
+		if s == nil {
+			bad(LabelService+name+suffix, "no label %s%s=PROTOCOL:PORT declares service %s", LabelService, name, name)
 		}
-		s.Command = commands[name]
-		s.BaseURL = strings.Contains(s.Command, "{base_url}")
-		s.Socket = strings.Contains(s.Command, "{socket}")
+		return s
+	}
+	for _, name := range slices.Sorted(maps.Keys(commands)) {
+		if s := declared(name, commandSuffix); s != nil {
+			s.Command = commands[name]
+			s.BaseURL = strings.Contains(s.Command, "{base_url}")
+			s.Socket = strings.Contains(s.Command, "{socket}")
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(auths)) {
-		s, ok := services[name]
-		if !ok {
-			key := LabelService + name + authSuffix
-			bad(key, "no label %s%s=PROTOCOL:PORT declares service %s", LabelService, name, name)
-			continue
+		if s := declared(name, authSuffix); s != nil {
+			s.Auth = auths[name]
 		}
-		s.Auth = auths[name]
 	}
 	info.Services = []Service{}
 	for _, name := range slices.Sorted(maps.Keys(services)) {
