@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,5 +265,48 @@ func TestUsageCountsUntypedGPUsAgainstEachType(t *testing.T) {
 		if u.Scope == "project" && (u.InUse.GPUs["a100"] != 1 || u.InUse.GPUs[""] != 1) {
 			t.Fatalf("project usage %+v: an untyped GPU counts against the a100 limit, as admission counts it", u.InUse)
 		}
+	}
+}
+
+// A retry that overlaps its first attempt (it read before the first
+// committed, and is admitted after) finds the quota full of that very
+// session: the answer is the session, not a quota refusal.
+func TestIdempotentRetryOverlappingItsFirstAttempt(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := t.Context()
+	one := 1
+	if _, err := w.b.SetPolicy(ctx, w.admin, Policy{Scope: "user", TargetID: w.alice.UserID, MaxConcurrentSessions: &one}); err != nil {
+		t.Fatal(err)
+	}
+	req := w.batch("sleep 30")
+	req.IdempotencyKey = "overlap"
+	reached, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool // only the retry (the first to get here) waits
+	w.b.hooks.beforeAdmit = func() {
+		if first.CompareAndSwap(false, true) {
+			close(reached)
+			<-release
+		}
+	}
+	w.b.hooks.beforeSubmit = func(spec *slurmctl.JobSpec) { spec.Hold = true }
+	type result struct {
+		s   Session
+		err error
+	}
+	retry := make(chan result, 1)
+	go func() {
+		s, err := w.b.CreateSession(ctx, w.alice, req) // read, then held before admission
+		retry <- result{s, err}
+	}()
+	<-reached
+	orig, err := w.b.CreateSession(ctx, w.alice, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	r := <-retry
+	if r.err != nil || r.s.ID != orig.ID {
+		t.Fatalf("the overlapping retry: %v (session %q); want the first attempt's session %s", r.err, r.s.ID, orig.ID)
 	}
 }

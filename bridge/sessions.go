@@ -484,6 +484,9 @@ func (b *Bridge) CreateSession(ctx context.Context, a Actor, req SessionRequest)
 	case <-ctx.Done():
 		return Session{}, ctx.Err()
 	}
+	if b.hooks.beforeAdmit != nil {
+		b.hooks.beforeAdmit()
+	}
 	ad, err := b.admit(ctx, p)
 	if err != nil {
 		return Session{}, err
@@ -519,6 +522,8 @@ func (p *sessionPlan) session(id string, createdAt time.Time, env map[string]str
 
 // testHooks lets tests inject crashes at the points that matter.
 type testHooks struct {
+	// beforeAdmit runs between a create's reads and its admission.
+	beforeAdmit func()
 	afterAdmit  func(id string) error
 	afterSubmit func(id string) error
 	// beforeSubmit may adjust a job before it goes to Slurm (benchmarks
