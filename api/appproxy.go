@@ -70,8 +70,9 @@ type appTargetKey struct{}
 func newAppProxy(s *Server, domain string) *appProxy {
 	p := &appProxy{s: s, domain: strings.ToLower(strings.TrimPrefix(domain, ".")), transports: map[transportKey]*tunnel.HTTPTransport{}}
 	p.proxy = &httputil.ReverseProxy{
-		Rewrite:   p.rewrite,
-		Transport: roundTripperFunc(p.roundTrip),
+		Rewrite:        p.rewrite,
+		ModifyResponse: dropGatewayCookies,
+		Transport:      roundTripperFunc(p.roundTrip),
 		// Responses of unknown length (server-sent events, streamed
 		// output) are flushed on every write by ReverseProxy itself;
 		// one of known length goes out in as few writes as it fits.
@@ -325,6 +326,24 @@ func stripGatewayCookies(r *http.Request) {
 			r.AddCookie(c)
 		}
 	}
+}
+
+// dropGatewayCookies removes the Set-Cookie headers of an app's response
+// that name a gateway cookie: an app (any user's code) could otherwise set
+// sg_session to a token of its owner's and, in path mode where it shares
+// the portal's origin, log the visitor into the app owner's account.
+func dropGatewayCookies(resp *http.Response) error {
+	set := resp.Header.Values("Set-Cookie")
+	if len(set) == 0 {
+		return nil
+	}
+	resp.Header.Del("Set-Cookie")
+	for _, line := range set {
+		if c, err := http.ParseSetCookie(line); err == nil && !gatewayCookie(c.Name) {
+			resp.Header.Add("Set-Cookie", line)
+		}
+	}
+	return nil
 }
 
 // roundTrip sends the request over the session's tunnel with the

@@ -3,6 +3,8 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +123,27 @@ func TestAppProxyBehindTLS(t *testing.T) {
 		if want := c.want + "://web--" + w.sid + ".apps.test/"; len(apps.Apps) != 1 || apps.Apps[0].SubdomainURL != want {
 			t.Errorf("X-Forwarded-Proto %q: apps %+v; want subdomain URL %s", c.header, apps.Apps, want)
 		}
+	}
+}
+
+// An app cannot set the gateway's cookies: in path mode it shares the
+// portal's origin, and an sg_session of its owner's would log the visitor
+// into the owner's account. Its own cookies pass.
+func TestAppProxyDropsGatewaySetCookies(t *testing.T) {
+	w := newRuntimeWorld(t)
+	w.ready(t)
+	q := url.Values{"c": {
+		"sg_session=attackers-token; Path=/",
+		"__Host-sg_session=x; Path=/; Secure",
+		"SlurmGate_csrf=x",
+		"  sg-anything=x; Path=/",
+		"_xsrf=app; Path=/s/",
+		"theme=dark",
+	}}
+	_, h, _ := w.send(w.appRequest(w.alice, "GET", "/s/"+w.sid+"/web/set-cookies?"+q.Encode(), nil))
+	got := h.Values("Set-Cookie")
+	want := []string{"_xsrf=app; Path=/s/", "theme=dark"}
+	if !slices.Equal(got, want) {
+		t.Errorf("the browser was sent Set-Cookie %q; want only the app's own %q", got, want)
 	}
 }

@@ -157,6 +157,11 @@ func (ag *testAgent) app() http.Handler {
 				w.(http.Flusher).Flush()
 				time.Sleep(200 * time.Millisecond)
 			}
+		case strings.HasSuffix(r.URL.Path, "/set-cookies"):
+			// An app setting cookies, the gateway's among them.
+			for _, c := range r.URL.Query()["c"] {
+				w.Header().Add("Set-Cookie", c)
+			}
 		case strings.HasSuffix(r.URL.Path, "/file"):
 			http.ServeContent(w, r, "file.txt", time.Time{}, strings.NewReader("0123456789abcdef"))
 		default:
