@@ -28,7 +28,8 @@ func (s *Server) credentialRoutes() []route {
 }
 
 type createKeypairRequest struct {
-	// UserID is whose keypair to create; 0 means the caller's own.
+	// UserID is whose keypair to create; 0 means the caller's own. Only
+	// superadmins create keypairs for others (domain admins list and revoke).
 	UserID      int64  `json:"user_id,omitempty"`
 	Description string `json:"description,omitempty"`
 }

@@ -127,13 +127,31 @@ func (b *Bridge) manageCredentials(ctx context.Context, a Actor, userID int64) (
 	return u, nil
 }
 
+// mintCredentials returns the user a new credential (keypair, bearer token)
+// would act as, if the actor may mint one: only the user themselves and
+// superadmins. A domain admin may list and revoke the credentials of their
+// users but not create one: a credential acts as its user, so minting one
+// would let the admin run jobs as that person, which their role does not
+// grant.
+func (b *Bridge) mintCredentials(ctx context.Context, a Actor, userID int64) (User, error) {
+	u, err := b.manageCredentials(ctx, a, userID)
+	if err != nil {
+		return User{}, err
+	}
+	if a.UserID != u.ID && !a.isSuperadmin() {
+		return User{}, forbidden("only %s or a superadmin may create credentials that act as %s; administrators may list and revoke them", u.Username, u.Username)
+	}
+	return u, nil
+}
+
 // CreateKeypair makes a keypair for a user and returns its access key and
 // secret. The secret is not retrievable later: the caller shows it once.
+// Only the user and superadmins may (mintCredentials).
 func (b *Bridge) CreateKeypair(ctx context.Context, a Actor, userID int64, description string) (accessKey, secret string, err error) {
 	if len(description) > 200 {
 		return "", "", invalid("description", "description is %d characters; at most 200", len(description))
 	}
-	u, err := b.manageCredentials(ctx, a, userID)
+	u, err := b.mintCredentials(ctx, a, userID)
 	if err != nil {
 		return "", "", err
 	}
@@ -286,7 +304,7 @@ func (b *Bridge) CreateToken(ctx context.Context, a Actor, userID int64, ttl tim
 	if ttl <= 0 || ttl > MaxTokenTTL {
 		return "", time.Time{}, invalid("ttl", "token lifetime %v: want more than 0 and at most %v", ttl, MaxTokenTTL)
 	}
-	u, err := b.manageCredentials(ctx, a, userID)
+	u, err := b.mintCredentials(ctx, a, userID)
 	if err != nil {
 		return "", time.Time{}, err
 	}
