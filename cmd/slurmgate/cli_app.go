@@ -187,6 +187,8 @@ func appForwardCommand() *cli.Command {
 printed) and carries each connection to the app through the gateway, so a
 local browser, Jupyter client or database client reaches it as if it ran
 here. The connections are raw TCP: the app sees them as its own clients.
+Only connections opened by your own user are carried: others on this machine
+are refused (with a warning), since the app would take them for you.
 Runs until Ctrl-C.
 
 Examples:
@@ -235,6 +237,15 @@ func forward(ctx context.Context, cmd *cli.Command, c *client.Client, id string,
 	fmt.Fprintf(out, "forwarding %s to app %s of session %s\n%s\n", addr, a.Name, shortID(id), local)
 	fmt.Fprintln(errw, "Ctrl-C to stop")
 
+	// Any user of this machine can connect to 127.0.0.1, and the agent
+	// authenticates every stream to the app as us: carry only our own.
+	l = ownerOnly(l, os.Geteuid(), func(uid int, err error) {
+		if err != nil {
+			fmt.Fprintf(errw, "warning: refused a connection: %v\n", err)
+			return
+		}
+		fmt.Fprintf(errw, "warning: refused a connection from uid %d: only this user's (uid %d) connections are forwarded\n", uid, os.Geteuid())
+	})
 	var wg sync.WaitGroup
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
