@@ -227,12 +227,20 @@ func (o *OIDC) Finish(ctx context.Context, f Flow, state, code string) (Identity
 	id.Email, _ = claims["email"].(string)
 	id.FullName, _ = claims["name"].(string)
 	if o.cfg.UIDClaim != "" {
+		// A configured uid claim is a check the site asked for: a token
+		// without a usable one is refused, never let through unchecked.
+		uid, ok := 0, false
 		switch v := claims[o.cfg.UIDClaim].(type) {
 		case float64:
-			id.UID = int(v)
+			uid, ok = int(v), v == float64(int(v))
 		case string:
-			id.UID, _ = strconv.Atoi(v)
+			n, err := strconv.Atoi(v)
+			uid, ok = n, err == nil
 		}
+		if !ok || uid <= 0 {
+			return Identity{}, "", refuse(NoPOSIXUser, nil, "the ID token's %q claim (%v) is not a POSIX uid, and uid_claim requires one: an administrator must release the claim at the provider or unset uid_claim", o.cfg.UIDClaim, claims[o.cfg.UIDClaim])
+		}
+		id.UID = uid
 	}
 	switch v := claims[o.cfg.GroupsClaim].(type) {
 	case []any:

@@ -31,7 +31,9 @@ func newOIDCWorld(t *testing.T) *oidcWorld {
 	w := &oidcWorld{callback: cb.URL + "/callback"}
 	w.op = ssotest.New(t, w.callback,
 		ssotest.User{Username: "alice", Password: "alice-op-pw", Email: "alice@example.org", Name: "Alice Liddell", Groups: []string{"vision", "staff"}},
-		ssotest.User{Username: "Not A Posix Name", Password: "x-op-pw"})
+		ssotest.User{Username: "Not A Posix Name", Password: "x-op-pw"},
+		ssotest.User{Username: "daemon", Password: "daemon-op-pw"},
+		ssotest.User{Username: "nobody", Password: "nobody-op-pw"})
 	rp, err := sso.NewOIDC(t.Context(), sso.OIDCConfig{Issuer: w.op.Issuer, ClientID: w.op.ClientID, ClientSecret: w.op.ClientSecret,
 		RedirectURL: w.callback, Groups: []sso.GroupRule{{Group: "vision", Project: "lab/vision"}}}, nil)
 	if err != nil {
@@ -168,5 +170,87 @@ func TestOIDCProviderDownAtStartIsNotFatal(t *testing.T) {
 	}
 	if rp.LogoutURL("hint") != "" {
 		t.Error("a logout URL without a discovered provider")
+	}
+}
+
+// A configured uid_claim is a check: a token whose claim is missing, not a
+// number or not positive is refused rather than let through unchecked.
+func TestOIDCUIDClaimRequired(t *testing.T) {
+	w := newOIDCWorld(t)
+	rp, err := sso.NewOIDC(t.Context(), sso.OIDCConfig{Issuer: w.op.Issuer, ClientID: w.op.ClientID, ClientSecret: w.op.ClientSecret,
+		RedirectURL: w.callback, UIDClaim: "uid_number"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		value any // nil: the claim is absent
+		want  int // 0: refused
+	}{
+		{"missing", nil, 0},
+		{"not a number", "alice", 0},
+		{"negative", -5, 0},
+		{"zero", 0, 0},
+		{"fractional", 2001.5, 0},
+		{"number", 2001, 2001},
+		{"numeric string", "2001", 2001},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w.op.TamperIDTokens(func(c map[string]any) bool {
+				if tc.value != nil {
+					c["uid_number"] = tc.value
+				}
+				return false
+			})
+			defer w.op.TamperIDTokens(nil)
+			authURL, flow, _ := rp.Begin(t.Context())
+			state, code := w.login(t, authURL, "alice", "alice-op-pw")
+			id, _, err := rp.Finish(t.Context(), flow, state, code)
+			if tc.want == 0 {
+				if sso.ReasonOf(err) != sso.NoPOSIXUser || !strings.Contains(err.Error(), "uid_claim") {
+					t.Fatalf("uid claim %v: %v, uid %d; want refused naming uid_claim", tc.value, err, id.UID)
+				}
+				return
+			}
+			if err != nil || id.UID != tc.want {
+				t.Fatalf("uid claim %v: %v, uid %d; want uid %d", tc.value, err, id.UID, tc.want)
+			}
+		})
+	}
+}
+
+// LDAP and OIDC logins never become system accounts (below sso.min_uid,
+// 1000 by default) nor nobody.
+func TestSSOMinUID(t *testing.T) {
+	w := newOIDCWorld(t)
+	for _, tc := range []struct {
+		name, user, password string
+		minUID               int
+		mention              string // "" means allowed
+	}{
+		{"system account under the default", "daemon", "daemon-op-pw", 0, "min_uid 1000"},
+		{"nobody", "nobody", "nobody-op-pw", 1, "nobody"},
+		{"a person under a raised minimum", "alice", "alice-op-pw", 3000, "min_uid 3000"},
+		{"a person", "alice", "alice-op-pw", 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := sso.New(t.Context(), sso.Config{MinUID: tc.minUID, OIDC: &sso.OIDCConfig{Issuer: w.op.Issuer, ClientID: w.op.ClientID,
+				ClientSecret: w.op.ClientSecret, RedirectURL: w.callback}}, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			authURL, flow, _ := s.OIDC().Begin(t.Context())
+			state, code := w.login(t, authURL, tc.user, tc.password)
+			id, _, err := s.FinishOIDC(t.Context(), flow, state, code)
+			if tc.mention == "" {
+				if err != nil || id.UID != 2001 {
+					t.Fatalf("%s: %v, uid %d", tc.user, err, id.UID)
+				}
+				return
+			}
+			if sso.ReasonOf(err) != sso.NoPOSIXUser || !strings.Contains(err.Error(), tc.mention) {
+				t.Fatalf("%s: %v; want refused mentioning %q", tc.user, err, tc.mention)
+			}
+		})
 	}
 }

@@ -22,8 +22,15 @@ type Config struct {
 	// SessionLifetime ends any portal session this long after login; 0
 	// means 12 h.
 	SessionLifetime time.Duration `toml:"session_lifetime"`
-	LDAP            *LDAPConfig   `toml:"ldap"`
-	OIDC            *OIDCConfig   `toml:"oidc"`
+	// MinUID is the lowest POSIX uid an LDAP or OIDC login may resolve to;
+	// 0 means 1000, where Debian and most distributions start people's
+	// accounts. It keeps a directory or provider entry named like a system
+	// account (slurm, postgres, daemon) from becoming that account. Local
+	// accounts, which an administrator set up, are exempt; uid 0 and
+	// 65534 (nobody) never log in.
+	MinUID int         `toml:"min_uid"`
+	LDAP   *LDAPConfig `toml:"ldap"`
+	OIDC   *OIDCConfig `toml:"oidc"`
 }
 
 // Service is the configured ways in.
@@ -43,6 +50,9 @@ func New(ctx context.Context, cfg Config, store PasswordStore, client *http.Clie
 	}
 	if cfg.SessionLifetime <= 0 {
 		cfg.SessionLifetime = 12 * time.Hour
+	}
+	if cfg.MinUID <= 0 {
+		cfg.MinUID = defaultMinUID
 	}
 	s := &Service{cfg: cfg}
 	if cfg.LocalAccounts {
@@ -106,7 +116,30 @@ func (s *Service) Password(ctx context.Context, username, password string) (Iden
 	if err != nil {
 		return Identity{}, err
 	}
-	return ResolvePOSIX(id)
+	return s.resolve(id)
+}
+
+// defaultMinUID is Config.MinUID's default.
+const defaultMinUID = 1000
+
+// nobodyUID is the overflow uid (nobody), never a person's.
+const nobodyUID = 65534
+
+// resolve POSIX-resolves id and refuses the accounts no login may become:
+// nobody, and for LDAP and OIDC those below MinUID.
+func (s *Service) resolve(id Identity) (Identity, error) {
+	id, err := ResolvePOSIX(id)
+	if err != nil {
+		return Identity{}, err
+	}
+	switch {
+	case id.UID == nobodyUID:
+		return Identity{}, refuse(NoPOSIXUser, nil, "%s maps to uid %d (nobody): that account never logs in to Slurmgate", id.Username, id.UID)
+	case id.Source != "local" && id.UID < s.cfg.MinUID:
+		return Identity{}, refuse(NoPOSIXUser, nil,
+			"%s user %s has POSIX uid %d, below sso.min_uid %d (system accounts): such accounts do not log in through %s; an administrator may lower min_uid if %s is a person's account", id.Source, id.Username, id.UID, s.cfg.MinUID, id.Source, id.Username)
+	}
+	return id, nil
 }
 
 // FinishOIDC completes an OIDC login (see [OIDC.Finish]) and
@@ -119,6 +152,6 @@ func (s *Service) FinishOIDC(ctx context.Context, f Flow, state, code string) (I
 	if err != nil {
 		return Identity{}, "", err
 	}
-	id, err = ResolvePOSIX(id)
+	id, err = s.resolve(id)
 	return id, raw, err
 }

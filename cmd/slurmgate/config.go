@@ -94,12 +94,14 @@ type SSOConfig struct {
 	ProvisionDomain    string   `toml:"provision_domain"`
 	SessionIdleTimeout Duration `toml:"session_idle_timeout"`
 	SessionLifetime    Duration `toml:"session_lifetime"`
+	MinUID             int      `toml:"min_uid"`
 }
 
 // ssoConfig assembles package sso's configuration from the three sections.
 func (c Config) ssoConfig() sso.Config {
 	out := sso.Config{LocalAccounts: c.SSO.LocalAccounts, ProvisionDomain: c.SSO.ProvisionDomain,
-		SessionIdleTimeout: c.SSO.SessionIdleTimeout.Duration, SessionLifetime: c.SSO.SessionLifetime.Duration}
+		SessionIdleTimeout: c.SSO.SessionIdleTimeout.Duration, SessionLifetime: c.SSO.SessionLifetime.Duration,
+		MinUID: c.SSO.MinUID}
 	if c.LDAP.URL != "" {
 		l := c.LDAP
 		out.LDAP = &l
