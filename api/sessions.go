@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -166,7 +167,15 @@ func (s *Server) sessionLogs(w http.ResponseWriter, r *http.Request) {
 			f.Flush()
 		}
 	}
-	err := s.b.SessionLog(r.Context(), ActorFrom(r.Context()), r.PathValue("id"), opt, lw, flush)
+	ctx := r.Context()
+	if opt.Follow {
+		// A followed log outlives the check at its start: end it when
+		// the credential that opened it ends (logout, revocation).
+		var cancel context.CancelFunc
+		ctx, cancel = s.credentialContext(ctx, r)
+		defer cancel()
+	}
+	err := s.b.SessionLog(ctx, ActorFrom(r.Context()), r.PathValue("id"), opt, lw, flush)
 	switch {
 	case err != nil && !lw.started:
 		writeError(w, r, err)

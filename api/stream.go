@@ -46,7 +46,11 @@ func (s *Server) streamSessions(w http.ResponseWriter, r *http.Request) {
 		}
 		all = b
 	}
-	ctx := r.Context()
+	// The stream outlives the check at its start: end it when the
+	// credential that opened it ends (logout, revocation, expiry), as
+	// terminals and app WebSockets do.
+	ctx, cancelCred := s.credentialContext(r.Context(), r)
+	defer cancelCred()
 	if v := q.Get("max_s"); v != "" {
 		secs, err := strconv.ParseFloat(v, 64)
 		if err != nil || secs <= 0 || secs > 86400 {

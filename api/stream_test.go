@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -120,4 +123,61 @@ func TestSessionStreamDeliversOwnChangesOnly(t *testing.T) {
 		t.Fatal("a stream with max_s=0.3 was still open after 5 s")
 	}
 	a.wantProblem(a.signed(a.alice, "GET", "/api/v1/sessions/stream?max_s=-1", nil, time.Now()), http.StatusBadRequest)
+}
+
+// Live streams opened with a portal login end when it is revoked (logout
+// on any replica, an admin's revocation), like terminals and app
+// WebSockets: the session stream and a followed log.
+func TestStreamsEndWhenTheLoginIsRevoked(t *testing.T) {
+	w := newRuntimeWorld(t)
+	ctx := t.Context()
+	// A live session with some output, so that the followed log has
+	// started answering before the revocation.
+	out := filepath.Join(t.TempDir(), "out")
+	if err := os.WriteFile(out, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var uid int
+	if err := w.db.QueryRow(ctx, `SELECT uid FROM users WHERE id = $1`, w.alice.UserID).Scan(&uid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(out, uid, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.db.Exec(ctx, `UPDATE sessions SET stdout_path = $2 WHERE id = $1`, w.sid, out); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/api/v1/sessions/stream", "/api/v1/sessions/" + w.sid + "/logs?follow=true"} {
+		t.Run(path, func(t *testing.T) {
+			token := w.portalLogin(t, w.alice)
+			r := w.request("GET", path, nil)
+			r.AddCookie(&http.Cookie{Name: sessionCookie, Value: token})
+			resp, err := w.ts.Client().Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			ended := make(chan error, 1)
+			go func() {
+				_, err := io.Copy(io.Discard, resp.Body)
+				ended <- err
+			}()
+			select {
+			case err := <-ended:
+				t.Fatalf("the stream ended before the revocation: %v", err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			if err := w.b.RevokePortalSession(ctx, token); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-ended:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the stream was still open 10 s after its portal login was revoked")
+			}
+		})
+	}
 }
