@@ -17,7 +17,8 @@ import (
 // (system.posix_acl_access and system.posix_acl_default, the binary format
 // of linux/posix_acl_xattr.h), not by running setfacl, so the gateway needs
 // no extra package and applies each ACL through a descriptor it opened
-// without following links.
+// without following links (openat with O_NOFOLLOW relative to the parent:
+// os.Root alone would follow a link that stays inside the folder).
 
 const (
 	aclXattrAccess  = "system.posix_acl_access"
@@ -192,7 +193,7 @@ type shareACL struct {
 // dir applies the ACLs to a directory and its regular files, returning its
 // subdirectories for the walk.
 func (s shareACL) dir(r *os.Root, dir string) ([]string, error) {
-	d, err := r.OpenFile(dir, os.O_RDONLY|oNoFollow|oDirectory, 0)
+	d, err := openNoFollow(r, dir, os.O_RDONLY|oDirectory)
 	if err != nil {
 		if isGone(err) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
 			return nil, nil // removed, or replaced by a link or file, since it was listed

@@ -32,8 +32,13 @@
 //   - every path is resolved inside one folder through [os.Root], so no
 //     "..", absolute path, symlink or NUL byte reaches outside it, even if a
 //     job racing the gateway replaces a directory with a symlink;
-//   - ownership is changed on open file descriptors (fchown), never by path,
-//     so a swapped symlink cannot redirect a chown;
+//   - ownership, modes and ACLs are changed on open file descriptors
+//     (fchown, fchmod, fsetxattr), never by path, and what is changed is
+//     opened with openat(2) and O_NOFOLLOW relative to its parent (os.Root
+//     itself follows a link that stays inside the folder, O_NOFOLLOW or
+//     not), so a swapped symlink cannot redirect them; a directory the
+//     gateway just made is given away only after fstat shows it is still
+//     that one (the gateway's, empty);
 //   - every file and directory the gateway creates in a folder is given to
 //     the requesting user's uid and the folder's gid before it becomes
 //     visible under its final name;

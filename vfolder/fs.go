@@ -181,10 +181,7 @@ func (f *FS) Mkdir(p string, parents bool) (Entry, error) {
 }
 
 func (f *FS) mkdir(p string) error {
-	if err := f.root.Mkdir(p, 0o700); err != nil {
-		return mapErr(err)
-	}
-	d, err := f.root.OpenFile(p, os.O_RDONLY|oNoFollow|oDirectory, 0)
+	d, err := mkdirOwned(f.root, p)
 	if err != nil {
 		return mapErr(err)
 	}
