@@ -609,7 +609,7 @@ func FileError(err error, p string) error {
 		return &Error{Kind: KindConflict, Message: fmt.Sprintf("%q exists already", p), Err: err}
 	case errors.Is(err, vfolder.ErrNotEmpty):
 		return &Error{Kind: KindConflict, Message: fmt.Sprintf("%q: %v", p, err), Err: err}
-	case errors.Is(err, vfolder.ErrNotDir), errors.Is(err, vfolder.ErrIsDir):
+	case errors.Is(err, vfolder.ErrNotDir), errors.Is(err, vfolder.ErrIsDir), errors.Is(err, vfolder.ErrNotRegular):
 		return &Error{Kind: KindConflict, Message: fmt.Sprintf("%q: %v", p, err), Err: err}
 	}
 	return err

@@ -63,6 +63,9 @@ var (
 	ErrNotDir   = errors.New("is not a directory")
 	ErrNotEmpty = errors.New("the directory is not empty; delete it recursively to remove its contents too")
 	ErrTooLarge = errors.New("the file is larger than the host allows")
+	// ErrNotRegular: a FIFO, socket or device, which the gateway neither
+	// reads nor copies (opening a FIFO would wait for a writer).
+	ErrNotRegular = errors.New("is not a regular file or directory (a FIFO, socket or device); only files and directories can be read")
 )
 
 // mapErr turns os.Root's errors into this package's: an escape through a
@@ -115,15 +118,11 @@ func (f *FS) List(dir, after string, limit int) ([]Entry, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	d, err := f.root.Open(dir)
+	d, st, err := openReadable(f.root, dir, true)
 	if err != nil {
 		return nil, false, mapErr(err)
 	}
 	defer d.Close()
-	st, err := d.Stat()
-	if err != nil {
-		return nil, false, err
-	}
 	if !st.IsDir() {
 		return nil, false, fmt.Errorf("%s %w", dir, ErrNotDir)
 	}
@@ -244,20 +243,16 @@ func (f *FS) Remove(p string, recursive bool) (int64, error) {
 	return u.Bytes, mapErr(f.root.RemoveAll(p))
 }
 
-// Open opens a regular file for reading.
+// Open opens a regular file or a directory for reading; anything else is
+// refused with ErrNotRegular.
 func (f *FS) Open(p string) (*os.File, Entry, error) {
 	p, err := CleanPath(p)
 	if err != nil {
 		return nil, Entry{}, err
 	}
-	file, err := f.root.Open(p)
+	file, st, err := openReadable(f.root, p, false)
 	if err != nil {
 		return nil, Entry{}, mapErr(err)
-	}
-	st, err := file.Stat()
-	if err != nil {
-		file.Close()
-		return nil, Entry{}, err
 	}
 	return file, entryOf(p, st), nil
 }
@@ -318,7 +313,7 @@ func (f *FS) copy(from, to string) (int64, error) {
 		if err := f.mkdir(to); err != nil {
 			return 0, err
 		}
-		d, err := f.root.Open(from)
+		d, _, err := openReadable(f.root, from, true)
 		if err != nil {
 			return 0, mapErr(err)
 		}
@@ -337,11 +332,14 @@ func (f *FS) copy(from, to string) (int64, error) {
 		}
 		return total, nil
 	case st.Mode().IsRegular():
-		src, err := f.root.Open(from)
+		src, sst, err := openReadable(f.root, from, false)
 		if err != nil {
 			return 0, mapErr(err)
 		}
 		defer src.Close()
+		if !sst.Mode().IsRegular() {
+			return 0, fmt.Errorf("%s %w", from, ErrIsDir) // replaced since the Lstat
+		}
 		dst, err := f.root.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return 0, mapErr(err)

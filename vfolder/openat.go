@@ -91,3 +91,30 @@ func mkdirOwned(r *os.Root, p string) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), p), nil
 }
+
+// openReadable opens p inside r for reading, a directory only with dirOnly,
+// and refuses anything but a regular file or a directory. O_NONBLOCK keeps
+// the open of a FIFO from waiting for a writer (forever, if a job made it
+// to pin the gateway's threads); a regular file gets blocking reads back.
+func openReadable(r *os.Root, p string, dirOnly bool) (*os.File, fs.FileInfo, error) {
+	flags := os.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY
+	if dirOnly {
+		flags |= unix.O_DIRECTORY
+	}
+	file, err := r.OpenFile(p, flags, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := file.Stat()
+	if err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		err = fmt.Errorf("%s %w", p, ErrNotRegular)
+	}
+	if err == nil && st.Mode().IsRegular() {
+		err = unix.SetNonblock(int(file.Fd()), false)
+	}
+	if err != nil {
+		file.Close()
+		return nil, nil, err
+	}
+	return file, st, nil
+}

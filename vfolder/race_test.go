@@ -5,6 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/slurmgate/slurmgate/vfolder"
 	"github.com/slurmgate/slurmgate/vfolder/vfoldertest"
@@ -70,5 +73,39 @@ func TestMkdirSwappedForSymlink(t *testing.T) {
 	vfolder.SetAfterMkdir(nil)
 	if err == nil || errors.Is(err, os.ErrExist) {
 		t.Errorf("mkdir of a directory swapped for another: %v; want it refused", err)
+	}
+}
+
+// TestFIFOIsRefusedNotWaitedOn: opening a FIFO for reading waits for a
+// writer, forever if a job made it to pin the gateway's threads. Reads
+// through the gateway refuse it at once instead.
+func TestFIFOIsRefusedNotWaitedOn(t *testing.T) {
+	h, id, f := folder(t)
+	if err := unix.Mkfifo(filepath.Join(h.Path(id), "pipe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, op := range map[string]func() error{
+		"Open": func() error {
+			file, _, err := f.Open("pipe")
+			if err == nil {
+				file.Close()
+			}
+			return err
+		},
+		"List": func() error { _, _, err := f.List("pipe", "", 10); return err },
+	} {
+		done := make(chan error, 1)
+		go func() { done <- op() }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, vfolder.ErrNotRegular) && !errors.Is(err, vfolder.ErrNotDir) {
+				t.Errorf("%s of a FIFO: %v; want ErrNotRegular or ErrNotDir", name, err)
+			}
+		case <-time.After(5 * time.Second):
+			// Unblock the open so the test can end.
+			w, _ := os.OpenFile(filepath.Join(h.Path(id), "pipe"), os.O_WRONLY, 0)
+			w.Close()
+			t.Errorf("%s of a FIFO still waits after 5 s", name)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 const (
 	oNoFollow  = syscall.O_NOFOLLOW
 	oDirectory = syscall.O_DIRECTORY
+	oNonBlock  = syscall.O_NONBLOCK
 )
 
 // ownerOf reads a folder's group and kind from its top directory: a

@@ -9,6 +9,7 @@ import (
 	"path"
 	"runtime"
 	"sync"
+	"syscall"
 )
 
 // Usage is what a folder (or part of one) holds: apparent bytes of regular
@@ -167,9 +168,11 @@ func walkDirs(ctx context.Context, r *os.Root, workers int, visit func(r *os.Roo
 
 func scanDir(r *os.Root, dir string) (Usage, []string, error) {
 	var u Usage
-	d, err := r.Open(dir)
+	// O_DIRECTORY: a directory swapped for a FIFO since it was listed
+	// fails at once instead of waiting for a writer.
+	d, err := r.OpenFile(dir, os.O_RDONLY|oDirectory|oNonBlock, 0)
 	if err != nil {
-		if isGone(err) {
+		if isGone(err) || errors.Is(err, syscall.ENOTDIR) {
 			return u, nil, nil
 		}
 		return u, nil, mapErr(err)
