@@ -5,14 +5,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 )
 
@@ -236,40 +232,14 @@ func (c *Client) checkAssociation(op string, a Association) error {
 	return nil
 }
 
-// sacctmgrWrites serialises accounting writes in this process: slurmdbd
-// 22.05 deadlocks in MariaDB and exits under concurrent sacctmgr writes
-// (measured on the test cluster), and each write commits on its own anyway.
-// An advisory lock file extends the same guarantee to every process on the
-// host (gateway replicas, test binaries run side by side).
-var sacctmgrWrites sync.Mutex
-
-// sacctmgrLockPath is the host-wide lock file; one name for every user, so
-// processes of different users serialise too.
-var sacctmgrLockPath = filepath.Join(os.TempDir(), "slurmgate-sacctmgr.lock")
-
-func lockSacctmgrHost() (unlock func()) {
-	f, err := os.OpenFile(sacctmgrLockPath, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		// Without the file (read-only /tmp) the in-process lock still holds.
-		return func() {}
-	}
-	_ = os.Chmod(sacctmgrLockPath, 0o666) // umask must not lock other users out
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return func() {}
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}
-}
-
 func (c *Client) sacctmgr(ctx context.Context, op string, args ...string) error {
-	sacctmgrWrites.Lock()
-	defer sacctmgrWrites.Unlock()
-	defer lockSacctmgrHost()()
+	unlock, err := LockAccountingWrites(ctx)
+	if err != nil {
+		return fmt.Errorf("slurm %s: %w", op, err)
+	}
+	defer unlock()
 	start := time.Now()
-	_, err := c.cli.run(ctx, op, c.cfg.AdminUser, "sacctmgr", args...)
+	_, err = c.cli.run(ctx, op, c.cfg.AdminUser, "sacctmgr", args...)
 	c.observe("sacctmgr", start, err)
 	return err
 }

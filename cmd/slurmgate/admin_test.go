@@ -8,15 +8,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/slurmgate/slurmgate/bridge/bridgetest"
+	"github.com/slurmgate/slurmgate/slurmctl"
 	"github.com/slurmgate/slurmgate/testdata/cluster"
 )
 
@@ -176,7 +174,7 @@ func deleteAccounts(t *testing.T, env *cluster.Env, prefix string) {
 }
 
 // sacctmgrWrite runs a sacctmgr write holding the host-wide lock slurmctl
-// takes for its own (slurmctl/accounting.go): slurmdbd 22.05 deadlocks and
+// takes for its own (slurmctl.LockAccountingWrites): slurmdbd 22.05 deadlocks and
 // exits under concurrent writes, and other test binaries write too.
 func sacctmgrWrite(t *testing.T, env *cluster.Env, args ...string) {
 	t.Helper()
@@ -185,13 +183,9 @@ func sacctmgrWrite(t *testing.T, env *cluster.Env, args ...string) {
 }
 
 func lockSacctmgr(t *testing.T) (unlock func()) {
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "slurmgate-sacctmgr.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	unlock, err := slurmctl.LockAccountingWrites(context.Background())
 	if err != nil {
-		t.Fatalf("sacctmgr lock file: %v", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
 		t.Fatalf("sacctmgr lock: %v", err)
 	}
-	return func() { f.Close() }
+	return unlock
 }
