@@ -173,7 +173,7 @@ func runServer(ctx context.Context, cfg Config, logw io.Writer) error {
 	}
 	srv := &http.Server{
 		Handler: withPortal(api.New(g.bridge, api.Options{Logger: g.log, Registry: g.registry, AppsDomain: cfg.Sessions.AppsDomain, SSO: logins, PublicURL: cfg.Server.PublicURL,
-			LogAppRequests: cfg.Server.LogAppRequests})),
+			LogAppRequests: cfg.Server.LogAppRequests}), cfg.Sessions.AppsDomain),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
@@ -198,12 +198,31 @@ func runServer(ctx context.Context, cfg Config, logw io.Writer) error {
 
 // withPortal serves the web portal beside the API: the API owns /api/, /s/
 // (session apps), /metrics and /healthz, and the portal gets every other
-// path (its client-side routes fall back to its index.html).
-func withPortal(apiHandler http.Handler) http.Handler {
+// path (its client-side routes fall back to its index.html). A request for
+// a host under appsDomain ({app}--{session}.<appsDomain>) is an app's,
+// whatever its path: apps in subdomain mode are served at "/", and their
+// /lab or /index.html are not the portal's.
+func withPortal(apiHandler http.Handler, appsDomain string) http.Handler {
 	mux := http.NewServeMux()
 	for _, prefix := range []string{"/api/", "/s/", "/metrics", "/healthz"} {
 		mux.Handle(prefix, apiHandler)
 	}
 	mux.Handle("/", webportal.Handler())
-	return mux
+	suffix := "." + strings.ToLower(strings.Trim(appsDomain, "."))
+	if suffix == "." {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := strings.ToLower(r.Host)
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		// The shape the app proxy serves, and only it: an apps domain
+		// that is a parent of the gateway's own host leaves the portal be.
+		if label, ok := strings.CutSuffix(strings.TrimSuffix(host, "."), suffix); ok && strings.Contains(label, "--") && !strings.Contains(label, ".") {
+			apiHandler.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
