@@ -28,6 +28,16 @@ import (
 //     {app}--{session}.<AppsDomain> is forwarded with its path unchanged,
 //     for apps that insist on being served at "/".
 //
+// Path mode shares the portal's origin: a script in an app's page (code of
+// the session's owner, or a notebook someone shared) can call the API with
+// the visitor's portal cookie, and the gateway cannot tell it from the
+// portal. Only subdomain mode isolates apps from the portal, which is why
+// the sample configuration recommends it. For browsers it still lacks a
+// credential of its own: the portal cookie is host-only, and the login
+// handoff that would give each app origin a cookie limited to that
+// session's apps is not built yet. Whatever the mode, an app's response
+// never sets the gateway's cookies (dropGatewayCookies).
+//
 // Every request and every WebSocket upgrade is authenticated and authorized
 // (bridge.UseSession: the session's owner only; admins who may see the
 // session get 403, everyone else 404). The gateway's own credentials (the
