@@ -562,7 +562,17 @@ func (b *Bridge) AnswerVFolderInvitation(ctx context.Context, a Actor, id string
 // same share are applied in the order they are recorded. The row lock is
 // held for the walk of the tree, which reads each directory once, in
 // parallel.
-func (b *Bridge) shareOnDisk(ctx context.Context, q querier, id string, userID int64, perm string) error {
+//
+// Changes of different users' shares of one folder are serialised too,
+// by a transaction-scoped advisory lock on the folder: each rewrites every
+// directory's whole ACL (read, modify, write), so a grant walking beside a
+// revoke could write back the revoked user's entry it read a moment
+// before. An advisory lock, not FOR UPDATE of the folder's row, so that
+// uploads settling their usage on that row do not wait for a walk.
+func (b *Bridge) shareOnDisk(ctx context.Context, q pgx.Tx, id string, userID int64, perm string) error {
+	if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "vfolder-acl/"+id); err != nil {
+		return err
+	}
 	var hostName, status string
 	var uid int
 	err := q.QueryRow(ctx, `SELECT v.host, v.status, u.uid FROM vfolders v, users u WHERE v.id = $1 AND u.id = $2`, id, userID).

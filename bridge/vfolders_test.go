@@ -6,6 +6,7 @@ package bridge
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/slurmgate/slurmgate/bridge/bridgetest"
 	"github.com/slurmgate/slurmgate/vfolder"
@@ -562,5 +565,84 @@ func TestVFolderShareReachesTheDisk(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("deleted folder's directory: %v", err)
+	}
+}
+
+// aclNames returns the uids named in the POSIX ACLs (access and default)
+// of every file and directory under dir.
+func aclNames(t *testing.T, dir string) map[uint32][]string {
+	t.Helper()
+	out := map[uint32][]string{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.Type()&os.ModeSymlink != 0 {
+			return err
+		}
+		for _, attr := range []string{"system.posix_acl_access", "system.posix_acl_default"} {
+			buf := make([]byte, 4096)
+			n, err := unix.Lgetxattr(p, attr, buf)
+			if err != nil {
+				continue
+			}
+			for b := buf[4:n]; len(b) >= 8; b = b[8:] {
+				if binary.LittleEndian.Uint16(b) == 0x02 { // ACL_USER
+					id := binary.LittleEndian.Uint32(b[4:])
+					out[id] = append(out[id], p+" "+attr)
+				}
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// A revoke racing a grant of another user on the same folder must not
+// leave the revoked user's entries behind: each walks the tree rewriting
+// every directory's ACL, and without serialising them per folder, the
+// grant could write back an ACL it read before the revoke removed carol.
+func TestVFolderConcurrentGrantAndRevoke(t *testing.T) {
+	w := newVWorld(t)
+	ctx := t.Context()
+	v, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "busy", Host: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := w.host.Path(diskID(v.ID))
+	for i := range 1000 {
+		p := filepath.Join(dir, fmt.Sprintf("d%03d", i))
+		if err := os.Mkdir(p, 0o770); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 3 {
+			os.WriteFile(filepath.Join(p, fmt.Sprint(j)), nil, 0o660)
+		}
+	}
+	share := func(a Actor, name, perm string) {
+		t.Helper()
+		if _, err := w.b.ShareVFolder(ctx, w.alice, v.ID, name, perm); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.b.AnswerVFolderInvitation(ctx, a, v.ID, true); err != nil && KindOf(err) != KindNotFound {
+			t.Fatal(err)
+		}
+	}
+	share(w.bob, "bob", AccessRO)
+	for round := range 15 {
+		share(w.carol, "carol", AccessRW)
+		var wg sync.WaitGroup
+		var revokeErr, grantErr error
+		wg.Go(func() { revokeErr = w.b.RevokeVFolderShare(ctx, w.alice, v.ID, w.carol.UserID) })
+		wg.Go(func() {
+			_, grantErr = w.b.ShareVFolder(ctx, w.alice, v.ID, "bob", []string{AccessRW, AccessRO}[round%2])
+		})
+		wg.Wait()
+		if revokeErr != nil || grantErr != nil {
+			t.Fatalf("round %d: revoke %v, grant %v", round, revokeErr, grantErr)
+		}
+		if left := aclNames(t, dir)[2003]; len(left) > 0 {
+			t.Fatalf("round %d: carol (uid 2003) revoked but still named in %d ACLs, e.g. %s", round, len(left), left[0])
+		}
+		if len(aclNames(t, dir)[2002]) == 0 {
+			t.Fatalf("round %d: bob's share is gone from the disk", round)
+		}
 	}
 }
