@@ -134,7 +134,7 @@ func (s *Server) loginRefused(w http.ResponseWriter, r *http.Request, err error)
 func (s *Server) startPortalSession(w http.ResponseWriter, r *http.Request, id sso.Identity, idToken string) (bridge.PortalSession, bridge.User, bool) {
 	cfg := s.sso.Config()
 	li := bridge.LoginIdentity{Username: id.Username, UID: id.UID, Email: id.Email, FullName: id.FullName,
-		Source: id.Source, ProvisionDomain: cfg.ProvisionDomain}
+		Source: id.Source, Subject: id.Subject, ProvisionDomain: cfg.ProvisionDomain}
 	for _, g := range id.Projects {
 		li.Projects = append(li.Projects, bridge.LoginGrant{Project: g.Project, Role: g.Role})
 	}

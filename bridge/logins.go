@@ -270,6 +270,10 @@ type LoginIdentity struct {
 	Email    string
 	FullName string
 	Source   string
+	// Subject is who the source says this is, independent of the name:
+	// the LDAP entry's DN or the OIDC "sub". ProvisionLogin binds a user to
+	// the first one per source (see bindSubject); local logins have none.
+	Subject string
 	// Projects are "domain/project" paths with a project role, from the
 	// directory's groups.
 	Projects []LoginGrant
@@ -324,6 +328,9 @@ func (b *Bridge) ProvisionLogin(ctx context.Context, id LoginIdentity) (u User, 
 				return dbError(err, "user "+u.Username)
 			}
 		}
+		if err := b.bindSubject(ctx, tx, u, id); err != nil {
+			return err
+		}
 		for _, g := range id.Projects {
 			domain, name, _ := strings.Cut(g.Project, "/")
 			if domain != u.Domain {
@@ -363,6 +370,44 @@ func (b *Bridge) ProvisionLogin(ctx context.Context, id LoginIdentity) (u User, 
 	}
 	u, err = b.userByID(ctx, b.db, u.ID)
 	return u, notes, err
+}
+
+// bindSubject ties an LDAP or OIDC login's user to the subject (DN, OIDC
+// "sub") of their first login through that source, and refuses a later one
+// from another subject: the name alone says nothing about who logs in (two
+// provider accounts can both claim preferred_username=alice). A subject
+// already bound to another user is refused too. Local logins, checked
+// against a password the user set, bind nothing.
+func (b *Bridge) bindSubject(ctx context.Context, tx pgx.Tx, u User, id LoginIdentity) error {
+	if id.Source != "ldap" && id.Source != "oidc" {
+		return nil
+	}
+	if id.Subject == "" {
+		return forbidden("the %s login of %s names no subject to tie the account to; refused", id.Source, u.Username)
+	}
+	var bound, owner string
+	err := tx.QueryRow(ctx, `SELECT subject FROM sso_subjects WHERE user_id = $1 AND source = $2`, u.ID, id.Source).Scan(&bound)
+	switch {
+	case err == nil && bound == id.Subject:
+		return nil
+	case err == nil:
+		b.log.Warn("login refused: another subject claims a bound user", "user", u.Username, "source", id.Source, "bound", bound, "subject", id.Subject)
+		return forbidden("Slurmgate user %s is tied to another %s account than the one you logged in with (%s): ask an administrator; if the account really changed, they remove the old tie (sso_subjects)", u.Username, id.Source, id.Subject)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return err
+	}
+	err = tx.QueryRow(ctx, `SELECT u.username FROM sso_subjects s JOIN users u ON u.id = s.user_id
+		WHERE s.source = $1 AND s.subject = $2`, id.Source, id.Subject).Scan(&owner)
+	if err == nil {
+		return forbidden("this %s account (%s) is already tied to Slurmgate user %s and cannot log in as %s: ask an administrator", id.Source, id.Subject, owner, u.Username)
+	} else if !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO sso_subjects (user_id, source, subject) VALUES ($1, $2, $3)`, u.ID, id.Source, id.Subject); err != nil {
+		return dbError(err, fmt.Sprintf("the %s subject of user %s", id.Source, u.Username))
+	}
+	b.log.Info("user tied to their first login's subject", "user", u.Username, "source", id.Source, "subject", id.Subject)
+	return nil
 }
 
 func (b *Bridge) provisionUser(ctx context.Context, tx pgx.Tx, id LoginIdentity) (User, error) {

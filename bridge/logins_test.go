@@ -142,7 +142,7 @@ func TestLoginProvisioning(t *testing.T) {
 	nlp, _ := b.CreateProject(ctx, System, "lab", "nlp", "")
 
 	// carol is new: created in the provisioning domain, with her groups' projects.
-	carol := LoginIdentity{Username: "carol", UID: 2003, Email: "carol@example.org", FullName: "Carol D", Source: "ldap",
+	carol := LoginIdentity{Username: "carol", UID: 2003, Email: "carol@example.org", FullName: "Carol D", Source: "ldap", Subject: "uid=carol,ou=people,dc=example,dc=org",
 		ProvisionDomain: "lab", Projects: []LoginGrant{{"lab/vision", "project-admin"}, {"lab/nlp", "member"}, {"lab/ghost", "member"}, {"other/x", "member"}}}
 	u, notes, err := b.ProvisionLogin(ctx, carol)
 	if err != nil {
@@ -253,4 +253,50 @@ func TestLoginRevocationsLetThePoolClose(t *testing.T) {
 	// The database is dropped when the test ends, which ends the
 	// connection; nothing more is asserted here than that Close returned.
 	_ = revocations
+}
+
+// An LDAP or OIDC user is tied to the subject of their first login: a
+// provider account that merely claims the same name (OIDC's
+// preferred_username is not unique) is refused, as is one subject logging
+// in as a second user. Local logins bind nothing.
+func TestLoginBindsFirstSubject(t *testing.T) {
+	w := newCredWorld(t)
+	b, ctx := w.b, t.Context()
+	alice := LoginIdentity{Username: "alice", UID: 2001, Source: "oidc", Subject: "sub-alice"}
+	if u, _, err := b.ProvisionLogin(ctx, alice); err != nil || u.ID != w.alice.UserID {
+		t.Fatalf("alice's first OIDC login: %+v %v", u, err)
+	}
+	if _, _, err := b.ProvisionLogin(ctx, alice); err != nil {
+		t.Fatalf("alice's second OIDC login: %v", err)
+	}
+	impostor := alice
+	impostor.Subject = "sub-mallory"
+	_, _, err := b.ProvisionLogin(ctx, impostor)
+	wantKind(t, err, KindForbidden)
+	if !strings.Contains(err.Error(), "administrator") {
+		t.Fatalf("impostor: %v should say to ask an administrator", err)
+	}
+	// The same subject cannot become another user either.
+	_, _, err = b.ProvisionLogin(ctx, LoginIdentity{Username: "bob", UID: 2002, Source: "oidc", Subject: "sub-alice"})
+	wantKind(t, err, KindForbidden)
+	// Sources are tied separately: alice's directory entry is her LDAP tie.
+	if _, _, err := b.ProvisionLogin(ctx, LoginIdentity{Username: "alice", UID: 2001, Source: "ldap", Subject: "uid=alice,ou=people,dc=example,dc=org"}); err != nil {
+		t.Fatalf("alice's first LDAP login: %v", err)
+	}
+	_, _, err = b.ProvisionLogin(ctx, LoginIdentity{Username: "alice", UID: 2001, Source: "ldap", Subject: "uid=alice,ou=guests,dc=example,dc=org"})
+	wantKind(t, err, KindForbidden)
+	// An SSO login without a subject is refused; a local one needs none.
+	_, _, err = b.ProvisionLogin(ctx, LoginIdentity{Username: "bob", UID: 2002, Source: "oidc"})
+	wantKind(t, err, KindForbidden)
+	if _, _, err := b.ProvisionLogin(ctx, LoginIdentity{Username: "bob", UID: 2002, Source: "local", Subject: "bob"}); err != nil {
+		t.Fatalf("bob's local login: %v", err)
+	}
+	// A user provisioned on first login is tied at once.
+	zoe := LoginIdentity{Username: "zoe", UID: 3001, Source: "oidc", Subject: "sub-zoe", ProvisionDomain: "lab"}
+	if _, _, err := b.ProvisionLogin(ctx, zoe); err != nil {
+		t.Fatal(err)
+	}
+	zoe.Subject = "sub-zoe-2"
+	_, _, err = b.ProvisionLogin(ctx, zoe)
+	wantKind(t, err, KindForbidden)
 }
