@@ -282,20 +282,108 @@ func (c Config) masked() string {
 			f.SetString("xxxxx")
 		}
 		if sf.Tag.Get("secret") == "url" && f.String() != "" {
-			if u, err := url.Parse(f.String()); err == nil && u.User != nil {
-				if _, has := u.User.Password(); has {
-					u.User = url.UserPassword(u.User.Username(), "xxxxx")
-				}
-				f.SetString(u.String())
-			} else if err != nil {
-				f.SetString("(unparseable URL hidden)")
-			}
+			f.SetString(maskDSN(f.String()))
 		}
 		return nil
 	})
 	var buf bytes.Buffer
 	toml.NewEncoder(&buf).Encode(c)
 	return buf.String()
+}
+
+// maskDSN hides the passwords of a connection string in either form libpq
+// and pgx accept: a URL (user-info and ?password=, ?sslpassword=) or
+// keyword=value pairs (password=… or password='…'). What it cannot parse it
+// hides whole.
+func maskDSN(s string) string {
+	if !strings.Contains(s, "://") {
+		if m, ok := maskKeywordDSN(s); ok {
+			return m
+		}
+		return "(unparseable connection string hidden)"
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable URL hidden)"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	if q := u.Query(); u.RawQuery != "" {
+		masked := false
+		for k := range q {
+			if isPasswordKey(k) {
+				q.Set(k, "xxxxx")
+				masked = true
+			}
+		}
+		if masked {
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
+}
+
+func isPasswordKey(k string) bool { return strings.Contains(strings.ToLower(k), "password") }
+
+// maskKeywordDSN rewrites "key=value key = 'quoted \' value'" with the
+// values of password keys replaced; ok is false when s is not of that form.
+func maskKeywordDSN(s string) (masked string, ok bool) {
+	space := func(i int) bool { return i < len(s) && strings.ContainsRune(" \t\n\r\f\v", rune(s[i])) }
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		j := i
+		for space(j) {
+			j++
+		}
+		b.WriteString(s[i:j])
+		if i = j; i == len(s) {
+			break
+		}
+		k := i
+		for k < len(s) && s[k] != '=' && !space(k) {
+			k++
+		}
+		key := s[i:k]
+		v := k
+		for space(v) {
+			v++
+		}
+		if key == "" || v == len(s) || s[v] != '=' {
+			return "", false
+		}
+		for v++; space(v); v++ {
+		}
+		end := v
+		if end < len(s) && s[end] == '\'' {
+			for end++; end < len(s) && s[end] != '\''; end++ {
+				if s[end] == '\\' {
+					end++
+				}
+			}
+			if end >= len(s) {
+				return "", false // unterminated quote
+			}
+			end++
+		} else {
+			for ; end < len(s) && !space(end); end++ {
+				if s[end] == '\\' {
+					end++
+				}
+			}
+			end = min(end, len(s))
+		}
+		b.WriteString(s[i:v])
+		if isPasswordKey(key) {
+			b.WriteString("xxxxx")
+		} else {
+			b.WriteString(s[v:end])
+		}
+		i = end
+	}
+	return b.String(), true
 }
 
 // readKeyFile reads a secret key file, refusing one readable by others.

@@ -63,3 +63,28 @@ func TestConfigRejectsBadInput(t *testing.T) {
 		t.Errorf("a good advertise_url refused: %v", err)
 	}
 }
+
+func TestConfigMasksPasswordsInEveryDSNForm(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"postgres://gw:s3cret@db:5432/sg", "postgres://gw:xxxxx@db:5432/sg"},
+		{"postgres://gw@db/sg?sslmode=disable&password=s3cret", "postgres://gw@db/sg?password=xxxxx&sslmode=disable"},
+		{"postgres://db/sg?sslpassword=s3cret&user=gw", "postgres://db/sg?sslpassword=xxxxx&user=gw"},
+		{"postgres://gw@db/sg?sslmode=disable", "postgres://gw@db/sg?sslmode=disable"},
+		{"host=db user=gw password=s3cret dbname=sg", "host=db user=gw password=xxxxx dbname=sg"},
+		{"host=db password = 's3 \\' cret' dbname=sg", "host=db password = xxxxx dbname=sg"},
+		{"  PASSWORD=s3cret\tsslmode=require ", "  PASSWORD=xxxxx\tsslmode=require "},
+		{"host=db password='s3cret", "(unparseable connection string hidden)"},
+		{"s3cret", "(unparseable connection string hidden)"},
+		{"postgres://gw:s3cret@db:bad/sg", "(unparseable URL hidden)"},
+	}
+	for _, c := range cases {
+		if got := maskDSN(c.in); got != c.want {
+			t.Errorf("maskDSN(%q) = %q; want %q", c.in, got, c.want)
+		}
+	}
+	var cfg Config
+	cfg.Database.URL = "host=db user=gw password=s3cret"
+	if out := cfg.masked(); strings.Contains(out, "s3cret") || !strings.Contains(out, `url = "host=db user=gw password=xxxxx"`) {
+		t.Errorf("--check-config output leaks or loses a keyword DSN:\n%s", out)
+	}
+}
