@@ -964,11 +964,19 @@ func (b *Bridge) completeUpload(ctx context.Context, up Upload) (Upload, error) 
 	}
 	defer fsys.Close()
 	host, _ := b.vhost(v.Host)
+	// Replacing a file deletes it: without delete access the upload may
+	// only create a new name (the rename refuses an existing one, so a
+	// file appearing meanwhile is not replaced either).
+	replace := accessRank[v.Access] >= accessRank[opNeeds[FileDelete]]
 	var replaced int64
-	if e, err := fsys.Stat(up.Path); err == nil && e.Type == "file" {
+	if e, err := fsys.Stat(up.Path); err == nil && e.Type == "file" && replace {
 		replaced = e.Size
 	}
-	if _, err := host.StageCommit(diskID(up.VFolderID), diskID(up.ID), fsys, up.Path); err != nil {
+	if _, err := host.StageCommit(diskID(up.VFolderID), diskID(up.ID), fsys, up.Path, replace); err != nil {
+		if !replace && errors.Is(err, fs.ErrExist) {
+			return up, forbidden("%q exists already in vfolder %s; replacing a file needs %s access and you have %s: upload under another name, or cancel this upload",
+				up.Path, v.Name, AccessRWDelete, v.Access)
+		}
 		return up, FileError(err, up.Path)
 	}
 	b.settle(up.VFolderID, up.Length, up.Length-replaced)

@@ -646,3 +646,33 @@ func TestVFolderConcurrentGrantAndRevoke(t *testing.T) {
 		}
 	}
 }
+
+// Finishing an upload needs write access; replacing another's file with it
+// needs delete access too (rw-delete), as a delete then a write would.
+func TestVFolderUploadReplacingNeedsDelete(t *testing.T) {
+	w := newVWorld(t)
+	ctx := t.Context()
+	if _, err := w.b.db.Exec(ctx, `UPDATE projects SET gid = 2600 WHERE id = $1`, w.project.ID); err != nil {
+		t.Fatal(err)
+	}
+	v, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "team", Host: "local", Project: "lab/vision", Permission: AccessRW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.upload(t, w.alice, v.ID, "results.csv", []byte("alice's\n")); err != nil {
+		t.Fatal(err)
+	}
+	wantVKind(t, w.upload(t, w.bob, v.ID, "results.csv", []byte("bob's\n")), KindForbidden, "rw member bob replacing alice's file")
+	if b, _ := os.ReadFile(filepath.Join(w.host.Path(diskID(v.ID)), "results.csv")); string(b) != "alice's\n" {
+		t.Errorf("alice's file now holds %q", b)
+	}
+	if err := w.upload(t, w.bob, v.ID, "bob.csv", []byte("bob's\n")); err != nil {
+		t.Errorf("rw member bob writing a new file: %v", err)
+	}
+	if err := w.upload(t, w.alice, v.ID, "results.csv", []byte("v2\n")); err != nil {
+		t.Errorf("project admin alice replacing her file: %v", err)
+	}
+	if fresh, _ := w.b.VFolder(ctx, w.alice, v.ID); fresh.UsageBytes != int64(len("v2\n")+len("bob's\n")) {
+		t.Errorf("usage %d after the refused replace; want %d", fresh.UsageBytes, len("v2\n")+len("bob's\n"))
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Uploads are staged outside the folder, in <root>/staging/<folder id>/,
@@ -107,11 +109,13 @@ func (h *Host) StageAppend(folder, upload string, offset int64, r io.Reader, lim
 	return offset + n, copyErr
 }
 
-// StageCommit moves a complete upload to dst in the folder, replacing a file
-// there, and gives it the acting user (fsys's) and the folder's group. dst's
-// directory must exist. The rename is atomic: readers see the old file or
-// the whole new one.
-func (h *Host) StageCommit(folder, upload string, fsys *FS, dst string) (Entry, error) {
+// StageCommit moves a complete upload to dst in the folder and gives it the
+// acting user (fsys's) and the folder's group. dst's directory must exist.
+// With replace, a file at dst is replaced; without, it is left alone and
+// the commit fails with an error matching fs.ErrExist (replacing a file is
+// deleting it, which the caller may not be allowed). The rename is atomic:
+// readers see the old file or the whole new one.
+func (h *Host) StageCommit(folder, upload string, fsys *FS, dst string, replace bool) (Entry, error) {
 	p, err := h.staged(folder, upload)
 	if err != nil {
 		return Entry{}, err
@@ -160,7 +164,7 @@ func (h *Host) StageCommit(folder, upload string, fsys *FS, dst string) (Entry, 
 	if st, err := fsys.root.Lstat(dst); err == nil && st.IsDir() {
 		return Entry{}, fmt.Errorf("%s %w; choose another name", dst, ErrIsDir)
 	}
-	if err := syscall.Renameat(int(src.Fd()), filepath.Base(p), int(d.Fd()), base); err != nil {
+	if err := renameAt(int(src.Fd()), filepath.Base(p), int(d.Fd()), base, replace); err != nil {
 		return Entry{}, mapErr(&os.LinkError{Op: "rename", Old: upload, New: dst, Err: err})
 	}
 	return fsys.Stat(dst)
@@ -176,4 +180,22 @@ func (h *Host) StageRemove(folder, upload string) error {
 		return err
 	}
 	return nil
+}
+
+// renameAt renames between directory descriptors, without replace never
+// over an existing name: renameat2(RENAME_NOREPLACE), or where the file
+// system lacks it (NFS) a link, which fails on an existing name, and an
+// unlink of the old name.
+func renameAt(olddir int, oldname string, newdir int, newname string, replace bool) error {
+	if replace {
+		return unix.Renameat(olddir, oldname, newdir, newname)
+	}
+	err := unix.Renameat2(olddir, oldname, newdir, newname, unix.RENAME_NOREPLACE)
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	if err := unix.Linkat(olddir, oldname, newdir, newname, 0); err != nil {
+		return err
+	}
+	return unix.Unlinkat(olddir, oldname, 0)
 }

@@ -189,7 +189,7 @@ func TestOwnershipAndStagedUpload(t *testing.T) {
 	if off, err = h.StageAppend(id, up, off, bytes.NewReader(data[500000:]), 1<<30); err != nil || off != int64(len(data)) {
 		t.Fatalf("append: %d, %v", off, err)
 	}
-	e, err := h.StageCommit(id, up, f, "data/raw/x.bin")
+	e, err := h.StageCommit(id, up, f, "data/raw/x.bin", false)
 	if err != nil || e.Size != int64(len(data)) {
 		t.Fatalf("commit: %+v, %v", e, err)
 	}
