@@ -50,21 +50,19 @@ func (o Owner) dirMode() os.FileMode {
 // Mode of what the gateway creates inside a folder: group-writable in a
 // project's folder so members' jobs can change it. In a user's folder the
 // group bits are as wide as the owner's too: once the folder is shared they
-// are the ACL mask, which caps every named user's entry (a 0644 file would
-// leave an rw share read-only); the folder's own 0700 top keeps everyone
-// without an ACL entry out.
+// are the ACL mask, which caps every named user's entry (a 0640 file would
+// leave an rw share read-only). Others get nothing: the folder's 0700 top
+// keeps them out today, but not a former grantee's job still running
+// inside the tree after a revoke, nor a hard link it made to elsewhere.
 func (o Owner) fileMode() os.FileMode {
-	if o.Project {
-		return 0o660
-	}
-	return 0o664
+	return 0o660
 }
 
 func (o Owner) subdirMode() os.FileMode {
 	if o.Project {
 		return 0o770 | os.ModeSetgid
 	}
-	return 0o775
+	return 0o770
 }
 
 // OpenHost checks a host's configuration and creates its layout directories.

@@ -360,3 +360,32 @@ func BenchmarkScan(b *testing.B) {
 	b.Logf("scan of 20,000 files: %v; du -sb %v; ratio %.2f", ours/time.Duration(b.N), du/time.Duration(b.N), float64(du)/float64(ours))
 	_ = io.Discard
 }
+
+// What the gateway creates in a folder gives "other" nothing: after a
+// revoke, a job of the former grantee still running inside the tree, or a
+// hard link it made, must not keep access through other bits.
+func TestCreatedFilesGiveOthersNothing(t *testing.T) {
+	h, id, f := folder(t)
+	uid, _ := posix(t, "alice")
+	if _, err := f.Mkdir("d/e", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Copy("d", "d2"); err != nil {
+		t.Fatal(err)
+	}
+	up := newID()
+	if err := h.StageCreate(id, up, uid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.StageCommit(id, up, f, "d/file", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Copy("d/file", "copy"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"d", "d/e", "d2", "d2/e", "d/file", "copy"} {
+		if _, _, m := owner(t, filepath.Join(h.Path(id), p)); m.Perm()&0o007 != 0 || m.Perm()&0o070>>3 != m.Perm()&0o700>>6 {
+			t.Errorf("%s is %v; want no bits for others and group bits as the owner's", p, m)
+		}
+	}
+}
