@@ -153,7 +153,7 @@ func apiClient() (*client.Client, cliConfig, error) {
 	}
 	if cfg.Endpoint == "" || cfg.AccessKey == "" || cfg.SecretKey == "" {
 		return nil, cfg, &cliError{code: exitAuth, msg: "not logged in: no gateway endpoint or keypair configured",
-			hint: "run `slurmgate login --endpoint https://GATEWAY --access-key AK --secret-key SK`, or set SLURMGATE_ENDPOINT, SLURMGATE_ACCESS_KEY and SLURMGATE_SECRET_KEY"}
+			hint: "run `" + loginCommandHint + "`, or set SLURMGATE_ENDPOINT, SLURMGATE_ACCESS_KEY and SLURMGATE_SECRET_KEY"}
 	}
 	c, err := client.New(cfg.Endpoint, client.WithKeypair(cfg.AccessKey, cfg.SecretKey),
 		client.WithUserAgent("slurmgate-cli/"+version), client.WithHTTPClient(&http.Client{}))
@@ -212,9 +212,12 @@ Examples:
 				Usage:     "set one key in the configuration file",
 				ArgsUsage: "KEY VALUE",
 				Description: `Keys: ` + strings.Join(cliConfigKeys, ", ") + `. An empty VALUE clears the key.
+For secret_key, VALUE - reads the key from stdin (a key on the command line
+is visible to every user of this machine and stays in your shell history).
 
-Example:
-   slurmgate config set scaling_group gpu`,
+Examples:
+   slurmgate config set scaling_group gpu
+   slurmgate config set secret_key -`,
 				Action: func(ctx context.Context, cmd *cli.Command) error {
 					if cmd.NArg() != 2 {
 						return usageErrorf("config set takes KEY VALUE, e.g. `slurmgate config set image lab/pytorch:2.3`")
@@ -230,6 +233,15 @@ Example:
 					cfg, err := readCLIConfig(path)
 					if err != nil {
 						return err
+					}
+					if key == "secret_key" {
+						if value == "-" {
+							if value, err = readSecret(os.Stdin, cmd.Root().ErrWriter, "secret key"); err != nil {
+								return err
+							}
+						} else if value != "" {
+							warnSecretOnCommandLine(cmd.Root().ErrWriter, "config set secret_key -")
+						}
 					}
 					if key == "endpoint" && value != "" {
 						if _, err := client.New(value); err != nil {

@@ -85,6 +85,8 @@ Examples:
 					if cfg.SecretKey, err = readSecret(os.Stdin, cmd.Root().ErrWriter, "secret key"); err != nil {
 						return err
 					}
+				} else {
+					warnSecretOnCommandLine(cmd.Root().ErrWriter, "login … --secret-key -")
 				}
 			default:
 				return usageErrorf("give --browser (log in through the portal), --username (password login) or --access-key (a keypair from the portal or an admin)")
@@ -164,6 +166,17 @@ func keypairByBrowser(ctx context.Context, endpoint string, out io.Writer) (acce
 		return "", "", err
 	}
 	return kp.AccessKey, kp.SecretKey, nil
+}
+
+// loginCommandHint is the login command that hints show: the secret key is
+// read from stdin, since a command line is readable by every user of the
+// machine (ps, /proc/PID/cmdline) and lands in shell history.
+const loginCommandHint = "slurmgate login --endpoint URL --access-key AK --secret-key -"
+
+// warnSecretOnCommandLine says, on stderr, that a secret given as an
+// argument has been exposed, and how to give it instead.
+func warnSecretOnCommandLine(w io.Writer, instead string) {
+	fmt.Fprintf(w, "warning: a secret key on the command line is visible to every user of this machine (ps) and stays in your shell history; next time use `slurmgate %s` and type or pipe it on stdin, and revoke this keypair if others may have seen it\n", instead)
 }
 
 // readSecret reads a secret from stdin: without echo from a terminal, else

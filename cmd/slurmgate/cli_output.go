@@ -103,7 +103,7 @@ func apiError(err error, endpoint string) error {
 			q.Scope, q.ScopeName, q.Max, q.Limit, q.InUse, q.Requested)
 	case p.Status == 401:
 		e.code = exitAuth
-		e.hint = "log in again: `slurmgate login --endpoint URL --access-key AK --secret-key SK` (and check the clock: signatures expire)"
+		e.hint = "log in again: `" + loginCommandHint + "` (and check the clock: signatures expire)"
 	case p.Status == 403:
 		e.code = exitRefused
 		e.hint = "your role does not allow this; ask a domain or project admin"
