@@ -163,6 +163,18 @@ func (b *Bridge) access(ctx context.Context, q querier, a Actor, v vfolderRow) (
 // Someone who may see it but not do this gets forbidden, naming what they
 // have.
 func (b *Bridge) vfolderFor(ctx context.Context, a Actor, id, need string) (vfolderRow, error) {
+	v, err := b.vfolderAccess(ctx, a, id, need)
+	if err != nil {
+		return vfolderRow{}, err
+	}
+	if v.Status != "ready" && need != AccessRO {
+		return vfolderRow{}, conflict("vfolder %s is %s: %s", v.Name, v.Status, v.StatusMessage)
+	}
+	return v, nil
+}
+
+// vfolderAccess is vfolderFor whatever the folder's status.
+func (b *Bridge) vfolderAccess(ctx context.Context, a Actor, id, need string) (vfolderRow, error) {
 	if !isUUID(id) {
 		return vfolderRow{}, notFound("vfolder", id)
 	}
@@ -180,9 +192,6 @@ func (b *Bridge) vfolderFor(ctx context.Context, a Actor, id, need string) (vfol
 	v.Access = acc
 	if accessRank[acc] < accessRank[need] {
 		return vfolderRow{}, forbidden("vfolder %s: you have %s access; this needs %s", v.Name, acc, need)
-	}
-	if v.Status != "ready" && need != AccessRO {
-		return vfolderRow{}, conflict("vfolder %s is %s: %s", v.Name, v.Status, v.StatusMessage)
 	}
 	return v, nil
 }
@@ -379,9 +388,11 @@ func (b *Bridge) VFolders(ctx context.Context, a Actor, f VFolderFilter) ([]VFol
 }
 
 // DeleteVFolder removes a folder and everything in it. The caller must
-// confirm with the folder's name: a deletion cannot be undone.
+// confirm with the folder's name: a deletion cannot be undone. A folder
+// whose deletion failed (status error) or was cut short (deleting, after a
+// crash) can be deleted again.
 func (b *Bridge) DeleteVFolder(ctx context.Context, a Actor, id, confirm string) error {
-	v, err := b.vfolderFor(ctx, a, id, AccessOwner)
+	v, err := b.vfolderAccess(ctx, a, id, AccessOwner)
 	if err != nil {
 		return err
 	}

@@ -676,3 +676,35 @@ func TestVFolderUploadReplacingNeedsDelete(t *testing.T) {
 		t.Errorf("usage %d after the refused replace; want %d", fresh.UsageBytes, len("v2\n")+len("bob's\n"))
 	}
 }
+
+// A deletion that failed half-way (status error, or deleting after a
+// crash) can be retried, and the retry removes what the failed attempt
+// left in the trash.
+func TestVFolderDeleteRetriesAfterFailure(t *testing.T) {
+	w := newVWorld(t)
+	ctx := t.Context()
+	for _, status := range []string{"error", "deleting"} {
+		v, err := w.b.CreateVFolder(ctx, w.alice, NewVFolder{Name: "doomed-" + status, Host: "local"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What a crashed first attempt left: the folder renamed into the
+		// trash half-removed, and its record marked.
+		trash := filepath.Join(w.host.Config().Root, "staging", "deleting-"+diskID(v.ID)+"-12345")
+		if err := os.MkdirAll(filepath.Join(trash, "left", "over"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.b.db.Exec(ctx, `UPDATE vfolders SET status = $2, status_message = 'deletion failed' WHERE id = $1`, v.ID, status); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.b.DeleteVFolder(ctx, w.alice, v.ID, v.Name); err != nil {
+			t.Errorf("deleting a folder in status %s again: %v", status, err)
+		}
+		if _, err := os.Stat(trash); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the failed attempt's trash is still there: %v", err)
+		}
+		if _, err := w.b.VFolder(ctx, w.alice, v.ID); KindOf(err) != KindNotFound {
+			t.Errorf("folder after the retried delete: %v; want not found", err)
+		}
+	}
+}

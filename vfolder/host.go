@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"time"
 )
 
 // HostConfig is one storage host, a [[vfolder.hosts]] table in the gateway's
@@ -156,12 +155,26 @@ func (h *Host) Create(id string, o Owner) error {
 
 // Destroy removes a folder and its staged uploads. The folder is first
 // renamed out of the way, so a half-finished removal never leaves a
-// half-empty folder where sessions could still find it.
+// half-empty folder where sessions could still find it. It is idempotent:
+// a retry after a failed or interrupted Destroy removes what that attempt
+// left in the trash too.
 func (h *Host) Destroy(id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	trash := filepath.Join(h.cfg.Root, "staging", "deleting-"+id+"-"+fmt.Sprint(time.Now().UnixNano()))
+	staging := filepath.Join(h.cfg.Root, "staging")
+	// Earlier attempts' trash: deleting-<id>, or deleting-<id>-<ns> as
+	// earlier versions named it.
+	old, err := filepath.Glob(filepath.Join(staging, "deleting-"+id+"*"))
+	if err != nil {
+		return err
+	}
+	for _, p := range old {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	trash := filepath.Join(staging, "deleting-"+id)
 	if err := os.Rename(h.Path(id), trash); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
