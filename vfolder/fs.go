@@ -217,7 +217,8 @@ func (f *FS) Rename(from, to string) error {
 }
 
 // Remove deletes a file or an empty directory, or with recursive a
-// directory and everything in it. It returns the bytes freed.
+// directory and everything in it. It returns the bytes freed: 0 when it
+// fails.
 func (f *FS) Remove(p string, recursive bool) (int64, error) {
 	p, err := CleanPath(p)
 	if err != nil {
@@ -231,7 +232,10 @@ func (f *FS) Remove(p string, recursive bool) (int64, error) {
 		return 0, mapErr(err)
 	}
 	if !st.IsDir() {
-		return st.Size(), mapErr(f.root.Remove(p))
+		if err := f.root.Remove(p); err != nil {
+			return 0, mapErr(err)
+		}
+		return st.Size(), nil
 	}
 	if !recursive {
 		return 0, mapErr(f.root.Remove(p))
@@ -240,7 +244,12 @@ func (f *FS) Remove(p string, recursive bool) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return u.Bytes, mapErr(f.root.RemoveAll(p))
+	if err := f.root.RemoveAll(p); err != nil {
+		// Part of the tree may be gone; the next usage scan counts what
+		// is left. Claiming all of it freed would let usage drift low.
+		return 0, mapErr(err)
+	}
+	return u.Bytes, nil
 }
 
 // Open opens a regular file or a directory for reading; anything else is

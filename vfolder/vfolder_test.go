@@ -389,3 +389,21 @@ func TestCreatedFilesGiveOthersNothing(t *testing.T) {
 		}
 	}
 }
+
+// A remove that fails frees nothing, and says so: the caller lowers the
+// folder's recorded usage by what Remove returns.
+func TestFailedRemoveFreesNothing(t *testing.T) {
+	h, id, f := folder(t)
+	p := filepath.Join(h.Path(id), "kept")
+	if err := os.WriteFile(p, make([]byte, 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Immutable: even root's unlink fails (EPERM).
+	if out, err := exec.Command("chattr", "+i", p).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i (e2fsprogs; the test host root must be on ext4 or XFS): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", p).Run() })
+	if n, err := f.Remove("kept", false); err == nil || n != 0 {
+		t.Errorf("removing an immutable file: %d bytes freed, %v; want 0 and an error", n, err)
+	}
+}
