@@ -20,7 +20,7 @@ import (
 //   - association limits are nested under max.{jobs,tres}: GrpJobs is
 //     max.jobs.per.count, MaxJobs is max.jobs.active, and so on;
 //   - dbv0.0.38 cannot write an account-level association (it insists on a
-//     user), so accounting writes go through sacctmgr (see sacctmgr.go).
+//     user), so accounting writes go through sacctmgr (see accounting.go).
 type v0038 struct{}
 
 func (v0038) version() string { return "v0.0.38" }

@@ -176,22 +176,42 @@ func pinHostKey(ctx context.Context, c *client.Client, endpoint, id string) (str
 		return "", runtimeError(err, endpoint, id)
 	}
 	line := sshHost(id) + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
+	if err := pinKnownHost(known, sshHost(id), line); err != nil {
+		return "", &cliError{code: exitError, msg: "pinning the session's host key: " + err.Error()}
+	}
+	return known, nil
+}
+
+// pinKnownHost replaces host's lines in the known_hosts file with line.
+// Several ssh runs (scp -r, parallel jobs) pin keys at once: the
+// read-modify-rename holds a flock on a sibling lock file, so that none
+// loses another's update (the rename replaces the file, so the lock cannot
+// be on the file itself).
+func pinKnownHost(known, host, line string) error {
+	if err := os.MkdirAll(filepath.Dir(known), 0o700); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(known+".lock", os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close() // releases the flock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("locking %s: %w", lock.Name(), err)
+	}
 	old, err := os.ReadFile(known)
 	if err != nil && !os.IsNotExist(err) {
-		return "", &cliError{code: exitError, msg: err.Error()}
+		return err
 	}
 	var lines []string
 	for l := range strings.Lines(string(old)) {
 		l = strings.TrimRight(l, "\n")
-		if l != "" && !strings.HasPrefix(l, sshHost(id)+" ") {
+		if l != "" && !strings.HasPrefix(l, host+" ") {
 			lines = append(lines, l)
 		}
 	}
 	lines = append(lines, line)
-	if err := writeFileAtomic(known, []byte(strings.Join(lines, "\n")+"\n")); err != nil {
-		return "", &cliError{code: exitError, msg: "pinning the session's host key: " + err.Error()}
-	}
-	return known, nil
+	return writeFileAtomic(known, []byte(strings.Join(lines, "\n")+"\n"))
 }
 
 // writeFileAtomic replaces path with data (mode 0600) by a rename, so that
