@@ -262,7 +262,10 @@ func (b *Bridge) CreateVFolder(ctx context.Context, a Actor, nv NewVFolder) (VFo
 		if gid == nil {
 			return VFolder{}, invalid("project", "project %s has no POSIX group; an admin sets its gid (PATCH the project) before it can have folders, so that its members' jobs can use them", p.Path())
 		}
-		owner = vfolder.Owner{GID: *gid, Project: true}
+		// Members' jobs reach the folder through the project's group:
+		// ro takes its write bit off on disk too (rw and rw-delete are
+		// both group rwx; the file system cannot tell them apart).
+		owner = vfolder.Owner{GID: *gid, Project: true, ReadOnly: nv.Permission == AccessRO}
 		ownerCol, ownerID, domainID, label = "project_id", p.ID, p.DomainID, p.Path()
 		scopes = []scope{{"project", p.Path(), "project_id", p.ID}, {"domain", p.Domain, "domain_id", p.DomainID}}
 	}

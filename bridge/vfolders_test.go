@@ -207,8 +207,9 @@ func TestVFolderProjectFolderNeedsGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, _ := os.Stat(w.host.Path(diskID(v.ID)))
-	if s := st.Sys().(*syscall.Stat_t); s.Gid != 2600 || st.Mode()&os.ModeSetgid == 0 || st.Mode().Perm() != 0o770 {
-		t.Errorf("project folder gid %d mode %v; want 2600 and drwxrws---", s.Gid, st.Mode())
+	// ro for members: their jobs (through the group) cannot write either.
+	if s := st.Sys().(*syscall.Stat_t); s.Gid != 2600 || st.Mode()&os.ModeSetgid == 0 || st.Mode().Perm() != 0o750 {
+		t.Errorf("ro project folder gid %d mode %v; want 2600 and drwxr-s---", s.Gid, st.Mode())
 	}
 	got, err := w.b.VFolder(ctx, w.bob, v.ID)
 	if err != nil || got.Access != AccessRO {

@@ -240,3 +240,56 @@ func TestShareRefusesOwnerAndRoot(t *testing.T) {
 		}
 	}
 }
+
+// asMember runs a script as a test user with the project's group as a
+// supplementary group, as a member's job runs.
+func asMember(t *testing.T, name string, gid int, script string) bool {
+	t.Helper()
+	uid, pgid := posix(t, name)
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(pgid), Groups: []uint32{uint32(gid)}}}
+	return cmd.Run() == nil
+}
+
+// A project folder whose members have ro is read-only to their jobs on
+// disk too: they read what the gateway wrote, and write nothing.
+func TestReadOnlyProjectFolderOnDisk(t *testing.T) {
+	h, err := vfolder.OpenHost(vfoldertest.Host(t, "local"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const projectGID = 2500
+	admin, _ := posix(t, "alice")
+	for _, ro := range []bool{true, false} {
+		id := newID()
+		if err := h.Create(id, vfolder.Owner{GID: projectGID, Project: true, ReadOnly: ro}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := h.Open(id, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.Mkdir("d", false); err != nil {
+			t.Fatal(err)
+		}
+		up := newID()
+		if err := h.StageCreate(id, up, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.StageCommit(id, up, f, "d/f", false); err != nil {
+			t.Fatal(err)
+		}
+		top := h.Path(id)
+		if !asMember(t, "bob", projectGID, `ls `+top+`/d && cat `+top+`/d/f`) {
+			t.Errorf("ro=%v: member bob cannot read the project folder", ro)
+		}
+		for _, w := range []string{`touch ` + top + `/x`, `touch ` + top + `/d/x`, `echo x >> ` + top + `/d/f`, `rm ` + top + `/d/f`} {
+			if ok := asMember(t, "bob", projectGID, w); ok == ro {
+				t.Errorf("ro=%v: member bob's %q succeeded=%v", ro, w, ok)
+			}
+		}
+	}
+}

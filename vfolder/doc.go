@@ -48,7 +48,13 @@
 //
 // A user's folder is owned by the user's uid and primary gid, mode 0700. A
 // project's folder is owned by root and the project's POSIX group, mode
-// 2770 (setgid, so files the members' jobs create inherit the group). A
+// 2770 (setgid, so files the members' jobs create inherit the group), or
+// 2750 when its members may only read ([Owner].ReadOnly): then the group
+// has no write bit on the folder nor on anything the gateway creates in it,
+// so members' jobs, which reach it through the group, cannot write either.
+// Members with rw and with rw-delete both get group rwx: as with shares,
+// the file system cannot let a job write files in a directory but not
+// delete them; only operations through the gateway tell the two apart. A
 // project without a POSIX group cannot have folders: without one, the
 // choice would be between a folder nobody's jobs can write and one everyone
 // can, and both are wrong.
@@ -76,5 +82,5 @@
 // grantees' entries); the gateway, which bypasses permissions, still
 // reaches it. Symbolic links are never followed and special files are left
 // alone. Project folders need none of this: members reach them through the
-// project's group.
+// project's group (see the privilege model above for ro).
 package vfolder

@@ -33,15 +33,27 @@ type Host struct {
 }
 
 // Owner is who owns a folder on disk: a user (UID and primary GID, mode
-// 0700) or a project (Project set, GID the project's group, mode 2770).
+// 0700) or a project (Project set, GID the project's group, mode 2770, or
+// 2750 with ReadOnly: members' jobs read, the gateway alone writes).
 type Owner struct {
 	UID, GID int
 	Project  bool
+	// ReadOnly, for a project's folder, takes the group's write bit off
+	// the folder and everything the gateway creates in it.
+	ReadOnly bool
+}
+
+// groupWrite is the group's write bit, off in a read-only project folder.
+func (o Owner) groupWrite() os.FileMode {
+	if o.Project && o.ReadOnly {
+		return 0
+	}
+	return 0o020
 }
 
 func (o Owner) dirMode() os.FileMode {
 	if o.Project {
-		return 0o770 | os.ModeSetgid
+		return 0o750 | o.groupWrite() | os.ModeSetgid
 	}
 	return 0o700
 }
@@ -54,12 +66,12 @@ func (o Owner) dirMode() os.FileMode {
 // keeps them out today, but not a former grantee's job still running
 // inside the tree after a revoke, nor a hard link it made to elsewhere.
 func (o Owner) fileMode() os.FileMode {
-	return 0o660
+	return 0o640 | o.groupWrite()
 }
 
 func (o Owner) subdirMode() os.FileMode {
 	if o.Project {
-		return 0o770 | os.ModeSetgid
+		return 0o750 | o.groupWrite() | os.ModeSetgid
 	}
 	return 0o770
 }
