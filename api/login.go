@@ -79,8 +79,19 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &in) {
 		return
 	}
+	// One spelling per user: " alice" and "Alice" are alice, for the
+	// directory and for the throttle's count alike.
+	in.Username = strings.ToLower(strings.TrimSpace(in.Username))
 	if in.Username == "" || in.Password == "" {
 		p := invalidRequest.with("give a username and a password")
+		p.Field = "username"
+		writeProblem(w, r, p)
+		return
+	}
+	if !sso.IsPOSIXName(in.Username) {
+		// Such a name can have no POSIX account to log in as; refusing it
+		// here keeps it away from the directory.
+		p := invalidRequest.with("%q is not a user name (lower-case letters, digits, '_' and '-', at most 32)", in.Username)
 		p.Field = "username"
 		writeProblem(w, r, p)
 		return
@@ -94,13 +105,13 @@ func (s *Server) passwordLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.sso.Password(r.Context(), in.Username, in.Password)
 	if err != nil {
-		if e := (*sso.Error)(nil); errors.As(err, &e) && e.Reason == sso.BadCredentials {
-			s.loginThrottle.failed(s.now(), in.Username, r)
+		if sso.ReasonOf(err) != sso.BadCredentials {
+			s.loginThrottle.done(in.Username, r, false)
 		}
 		s.loginRefused(w, r, err)
 		return
 	}
-	s.loginThrottle.succeeded(in.Username)
+	s.loginThrottle.done(in.Username, r, true)
 	ps, u, ok := s.startPortalSession(w, r, id, "")
 	if !ok {
 		return

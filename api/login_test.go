@@ -551,3 +551,20 @@ func TestLoginThrottledAfterRepeatedFailures(t *testing.T) {
 	wrong()
 	wantThrottled("not-carols-pw", "4")
 }
+
+// A login name is trimmed and lower-cased before anything counts it, so
+// " carol" and "carol " spend carol's allowance; a name that cannot be a
+// POSIX user never reaches the directory.
+func TestLoginThrottleNormalisesNames(t *testing.T) {
+	a := newLoginAPI(t)
+	for _, name := range []string{"carol ", " carol", "Carol", "\tcarol", "carol"} {
+		resp, body := a.passwordLogin(name, "not-carols-pw", nil)
+		checkProblem(t, resp.StatusCode, resp.Header, body, http.StatusUnauthorized)
+	}
+	resp, body := a.passwordLogin("carol", carolLocalPassword, nil)
+	checkProblem(t, resp.StatusCode, resp.Header, body, http.StatusTooManyRequests)
+	resp, body = a.passwordLogin("carol)(uid=*", "x", nil)
+	if p := checkProblem(t, resp.StatusCode, resp.Header, body, http.StatusUnprocessableEntity); !strings.Contains(p.Detail, "not a user name") {
+		t.Fatalf("a name that is no POSIX name: %q", p.Detail)
+	}
+}

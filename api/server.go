@@ -3,6 +3,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -50,6 +51,11 @@ type Options struct {
 	// at debug: a notebook page is a hundred requests, each as authorized
 	// as the first, and formatting their lines cost the proxy about 6%.
 	LogAppRequests bool
+	// TrustedProxies are the load balancers in front of the gateway
+	// (server.trusted_proxies): a request from one of them is attributed,
+	// for login throttling, to the address it put in X-Forwarded-For.
+	// Empty believes no such header.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the REST API as an http.Handler.
@@ -93,6 +99,7 @@ func New(b *bridge.Bridge, opts Options) *Server {
 		mux:       http.NewServeMux(),
 		publicURL: strings.TrimSuffix(opts.PublicURL, "/"),
 	}
+	s.loginThrottle.trusted = opts.TrustedProxies
 	if s.log == nil {
 		s.log = slog.Default()
 	}

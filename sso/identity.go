@@ -187,6 +187,11 @@ func groupName(g string) string {
 
 var posixName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 
+// IsPOSIXName reports whether s can be a POSIX user name as Slurmgate
+// accepts them: lower-case letters, digits, '_' and '-', at most 32,
+// not starting with a digit or '-'.
+func IsPOSIXName(s string) bool { return posixName.MatchString(s) }
+
 // ResolvePOSIX checks id against the host's user database and fills in
 // the account's uid and gid. It refuses a name that is not a POSIX user
 // name, a name with no account, and an account whose uid differs from the
