@@ -200,8 +200,15 @@ func (s *Server) authenticateSignature(w http.ResponseWriter, r *http.Request, s
 		return false
 	}
 	secret, actor, err := s.b.KeypairSecret(r.Context(), accessKey)
-	if err != nil {
-		s.credentialRefused(w, r, err)
+	if k := bridge.KindOf(err); k == bridge.KindNotFound || k == bridge.KindForbidden {
+		// Nothing here proves the caller holds the secret, and an access key
+		// alone is no secret (it is in logs and configuration): why the key
+		// is refused (revoked when, its user locked) goes to the log only.
+		st.logger().Warn("keypair refused", "access_key", accessKey, "err", err)
+		s.unauthorized(w, r, "access key %s is unknown, revoked or expired, or its user is not active: create a new keypair (the gateway's log says which, under this request's id)", accessKey)
+		return false
+	} else if err != nil {
+		writeError(w, r, err)
 		return false
 	}
 	body, err := io.ReadAll(r.Body)

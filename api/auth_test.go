@@ -11,6 +11,7 @@ import (
 
 	"github.com/slurmgate/slurmgate/api/client"
 	"github.com/slurmgate/slurmgate/api/sign"
+	"github.com/slurmgate/slurmgate/bridge"
 )
 
 func TestAuthSignedRequestAccepted(t *testing.T) {
@@ -306,5 +307,35 @@ func TestAuthSecretsNeverLogged(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the log contains %s", what)
 		}
+	}
+}
+
+// Why a keypair is refused (revoked when, its user locked) is not told to
+// someone who only knows the access key: the answer is the same whatever
+// the reason, and the detail is in the log.
+func TestAuthKeypairRefusalSaysNothingBeforeTheSignature(t *testing.T) {
+	a := newTestAPI(t, Options{})
+	locked := "locked"
+	if _, err := a.b.UpdateUser(t.Context(), bridge.System, a.bob.UserID, bridge.UserUpdate{Status: &locked}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.client(a.alice).RevokeKeypair(t.Context(), a.alice.accessKey); err != nil {
+		t.Fatal(err)
+	}
+	var details []string
+	for _, u := range []testUser{a.alice, a.bob, {accessKey: "SGAKAAAAAAAAAAAAAAAA"}} {
+		u.secret = "not the secret"
+		_, err := a.client(u).Me(t.Context())
+		p := wantClientProblem(t, err, http.StatusUnauthorized)
+		if strings.Contains(p.Detail, "bob") || strings.Contains(p.Detail, "locked") || strings.Contains(p.Detail, "revoked at") {
+			t.Fatalf("refusal of %s with a wrong secret tells why: %q", u.accessKey, p.Detail)
+		}
+		details = append(details, strings.ReplaceAll(p.Detail, u.accessKey, "KEY"))
+	}
+	if details[0] != details[1] || details[1] != details[2] {
+		t.Fatalf("refusals differ by reason: %q", details)
+	}
+	if !strings.Contains(a.logs.String(), "revoked at") {
+		t.Error("the log lacks why the revoked keypair was refused")
 	}
 }
