@@ -14,9 +14,10 @@
 //
 //	SG-HMAC-SHA256 "\n" date "\n" nonce "\n" METHOD "\n" escaped path "\n" canonical query "\n" body hash
 //
-// where the canonical query is the query's parameters sorted by name, then by
-// value, each escaped as by [url.QueryEscape] and joined with "&", and the
-// body hash is lower-case hex. The server accepts each signature once; the
+// where the canonical query is made of one string per parameter value,
+// name "=" value with each escaped as by [url.QueryEscape], sorted as byte
+// strings and joined with "&" (so "a-b=2" sorts before "a=1", since '-' is
+// below '='), and the body hash is lower-case hex. The server accepts each signature once; the
 // date bounds how long it must remember them, and the nonce lets a client
 // send the same request twice in one second. The host is deliberately not
 // signed, so a request survives reverse proxies.
@@ -69,8 +70,9 @@ func StringToSign(method string, u *url.URL, date, nonce, bodyHash string) (stri
 	return strings.Join([]string{Scheme, date, nonce, strings.ToUpper(method), path, query, bodyHash}, "\n"), nil
 }
 
-// canonicalQuery sorts the parameters by name and value so that a client and
-// the server agree however the query was written.
+// canonicalQuery sorts the escaped name=value strings bytewise (the package
+// doc says so exactly) so that a client and the server agree however the
+// query was written.
 func canonicalQuery(raw string) (string, error) {
 	values, err := url.ParseQuery(raw)
 	if err != nil {

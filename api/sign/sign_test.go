@@ -117,3 +117,16 @@ func TestSignParseAuthorization(t *testing.T) {
 		}
 	}
 }
+
+// The canonical query sorts the escaped name=value strings as bytes, as the
+// package doc says: not by name first. Clients in other languages follow
+// the doc, so the two must not drift.
+func TestSignCanonicalQuerySortsJoinedPairs(t *testing.T) {
+	got, err := canonicalQuery("a=1&a-b=2&b=%2F&a=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "a-b=2&a=0&a=1&b=%2F"; got != want {
+		t.Fatalf("canonical query %q; want %q", got, want)
+	}
+}
