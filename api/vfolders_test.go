@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -378,4 +379,33 @@ func BenchmarkVFolderTransfer1GiB(b *testing.B) {
 	b.ReportMetric(cp.Seconds()/down.Seconds(), "download/cp")
 	b.Logf("1 GiB: cp %.0f MiB/s, upload %.0f MiB/s (%.2f× cp), download %.0f MiB/s (%.2f× cp); goal ≥ 0.7×",
 		mbps(cp), mbps(up), cp.Seconds()/up.Seconds(), mbps(down), cp.Seconds()/down.Seconds())
+}
+
+// Downloading a FIFO a job planted answers 409 at once; opening it for
+// reading would wait for a writer, pinning a gateway thread per request.
+func TestVFolderAPIDownloadFIFORefused(t *testing.T) {
+	a, host := newVFolderAPI(t)
+	v, err := vclient(t, a, a.alice).CreateVFolder(t.Context(), client.NewVFolder{Name: "data", Host: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(diskPath(host, v.ID), "pipe")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		status, _, _ := a.send(a.signed(a.alice, "GET", "/api/v1/vfolders/"+v.ID+"/download?path=pipe", nil, time.Now()))
+		done <- status
+	}()
+	select {
+	case status := <-done:
+		if status != http.StatusConflict {
+			t.Errorf("downloading a FIFO: %d; want 409", status)
+		}
+	case <-time.After(5 * time.Second):
+		w, _ := os.OpenFile(fifo, os.O_WRONLY, 0) // let the handler end
+		w.Close()
+		t.Error("downloading a FIFO still waits after 5 s")
+	}
 }
