@@ -50,7 +50,8 @@ export async function loginPage(main: HTMLElement, query: URLSearchParams, done:
   const status = h("div", { class: "status-slot" });
   if (query.get("expired")) status.append(notice("Your session ended. Sign in again to continue.", "warn"));
   if (query.get("signed_out")) status.append(notice("You are signed out."));
-  if (query.get("error")) status.append(errorBox(new Error(query.get("error")!)));
+  // No ?error= is shown: a link could put any text (a phishing message)
+  // under the gateway's name.
 
   const next = query.get("next") ?? "/";
   const sections: HTMLElement[] = [];
@@ -80,7 +81,8 @@ export async function loginPage(main: HTMLElement, query: URLSearchParams, done:
   }
 
   const ak = h("input", { name: "access_key", autocomplete: "username", required: true, spellcheck: "false" });
-  const sk = h("input", { name: "secret_key", type: "password", autocomplete: "current-password", required: true });
+  // Not a password: a browser must neither offer to save it nor fill it in.
+  const sk = h("input", { name: "secret_key", type: "password", autocomplete: "off", required: true });
   const kbtn = h("button", { type: "submit", class: passwordLogin ? "" : "primary" }, "Sign in with keypair");
   const kform = h(
     "form",
