@@ -261,7 +261,7 @@ func TestPortalInBrowser(t *testing.T) {
 	w := newWorld(t)
 	// In order: each builds on what the one before left (alice's finished
 	// session shows on the phone dashboard).
-	for _, sc := range []string{"batch", "over-quota", "keypairs", "terminal", "admin", "vfolders", "invitation", "vfolder-quota", "phone", "device"} {
+	for _, sc := range []string{"batch", "over-quota", "keypairs", "terminal", "admin", "vfolders", "invitation", "vfolder-quota", "signout", "phone", "device"} {
 		t.Run(sc, func(t *testing.T) {
 			if sc == "device" {
 				deviceLogin(t, w)

@@ -456,6 +456,37 @@ const scenarios = {
     await shot(page, "refused");
   },
 
+  // Signing out: a logout the gateway refused is not reported as done,
+  // remembered uploads (capability URLs) are forgotten, and the login page
+  // shows no text from its URL nor treats the keypair secret as a password.
+  async signout({ page, problems }) {
+    await signInLDAP(page, "alice", world.AliceLDAPPassword);
+    // A logout the gateway did not carry out is not reported as done: the
+    // login is still valid there.
+    await page.route("**/api/v1/auth/logout", (route) =>
+      route.fulfill({ status: 503, contentType: "application/problem+json", body: JSON.stringify({ title: "Unavailable", status: 503, detail: "the database is not answering" }) }),
+    );
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.locator("#signout-error").getByText("you are still signed in").waitFor();
+    expect(!page.url().includes("/login"), "to stay on the page after a failed sign-out");
+    await page.unrouteAll();
+    // The refusal provoked above is not a fault of the page.
+    problems.splice(0, problems.length, ...problems.filter((p) => !p.includes("status of 503")));
+    // Upload capability URLs do not outlive the sign-in.
+    await page.evaluate(() => localStorage.setItem("slurmgate.upload:x:/a:1:1", JSON.stringify({ url: "/api/v1/uploads/none" })));
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.waitForURL(/\/login\?signed_out=1/);
+    await page.getByText("You are signed out.").waitFor();
+    const left = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("slurmgate.upload:")));
+    expect(left.length === 0, `no remembered upload after signing out, found ${left}`);
+    // The login page shows no text from its URL, and the keypair secret is not a password to save.
+    await page.goto(world.URL + "/login?error=" + encodeURIComponent("Your account is locked: call 555-0100"));
+    await page.locator('input[name="secret_key"]').waitFor({ state: "attached" });
+    expect((await page.getByText("call 555-0100").count()) === 0, "the login page not to show ?error= text");
+    expect((await page.locator('input[name="secret_key"]').getAttribute("autocomplete")) === "off", "autocomplete=off on the secret key");
+    await shot(page, "login-after-signout");
+  },
+
   // The dashboard and a session page on a phone-sized screen.
   async phone({ page }) {
     await signInLDAP(page, "alice", world.AliceLDAPPassword);

@@ -91,7 +91,11 @@ export async function loginKeypair(accessKey: string, secretKey: string): Promis
 /**
  * logout ends the portal session (or forgets the token) and clears local
  * state. It returns the identity provider's logout URL when the gateway
- * gives one (RP-initiated logout), for the caller to visit.
+ * gives one (RP-initiated logout), for the caller to visit. When the
+ * gateway could not end the portal session, it throws and keeps the local
+ * state: the login is still valid there (its cookie is HttpOnly, nothing
+ * here can drop it), so saying "signed out" would be a lie on a shared
+ * computer.
  */
 export async function logout(): Promise<string> {
   let providerLogout = "";
@@ -99,8 +103,9 @@ export async function logout(): Promise<string> {
     try {
       const r = await request<{ logout_url?: string } | undefined>("POST", "/api/v1/auth/logout", undefined, { quiet: true });
       providerLogout = r?.logout_url ?? "";
-    } catch {
-      // Signed out locally either way; the cookie expires on its own.
+    } catch (e) {
+      // 401: the login had already ended; there is nothing left to end.
+      if (!(e instanceof ApiError && e.status === 401)) throw e;
     }
   }
   sessionStorage.removeItem(tokenKey);

@@ -14,6 +14,7 @@ import { keypairsPage } from "./pages/keypairs";
 import { adminPage } from "./pages/admin";
 import { vfolderPage, vfoldersPage } from "./pages/vfolders";
 import { devicePage } from "./pages/device";
+import { forgetAll as forgetUploads } from "./upload";
 
 const routes: [RegExp, Page, string[]][] = [
   [/^\/$/, dashboardPage, []],
@@ -38,6 +39,7 @@ function navigate(path: string, replaceState = false): void {
 
 setSignedOutHandler(() => {
   me = null;
+  forgetUploads();
   const here = location.pathname + location.search;
   navigate(`/login?next=${encodeURIComponent(here === "/login" ? "/" : here)}&expired=1`, true);
 });
@@ -80,8 +82,20 @@ function shell(user: Me): { main: HTMLElement; nav: HTMLElement } {
 }
 
 async function signOutNow(): Promise<void> {
+  let providerLogout: string;
+  try {
+    providerLogout = await logout();
+  } catch (err) {
+    // The gateway did not end the login: stay signed in, and say so.
+    const box = errorBox(err);
+    box.id = "signout-error";
+    box.prepend(h("p", null, "Signing out failed: you are still signed in. Try again, or close the browser."));
+    document.getElementById("signout-error")?.remove();
+    document.getElementById("main")?.prepend(box);
+    return;
+  }
   leave?.abort();
-  const providerLogout = await logout();
+  forgetUploads();
   me = null;
   if (providerLogout) location.assign(providerLogout);
   else navigate("/login?signed_out=1");
@@ -107,6 +121,7 @@ async function show(): Promise<void> {
   }
   if (!me) {
     if (authKind() === "none" && !(await restoreAuth())) {
+      forgetUploads(); // left by a login that ended while the portal was closed
       navigate(`/login?next=${encodeURIComponent(path + location.search)}`, true);
       return;
     }

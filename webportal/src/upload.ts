@@ -8,7 +8,8 @@
 // size and modification time of the file, so that choosing the same file
 // again — after a failure, a reload or a closed tab — continues where the
 // bytes stopped instead of sending them again. The token in it allows
-// appending to that one upload and nothing else, for a day.
+// appending to that one upload and nothing else, for a day; signing out (or
+// finding oneself signed out) forgets them all (forgetAll).
 import { ApiError, errorOf, send } from "./api";
 
 const tus = "1.0.0";
@@ -58,6 +59,30 @@ export function unfinished(vfolder: string): Stored[] {
 export async function forget(s: Stored): Promise<void> {
   localStorage.removeItem(`${storePrefix}${s.vfolder}:${s.path}:${s.size}:${s.lastModified}`);
   await fetch(s.url, { method: "DELETE", headers: { "Tus-Resumable": tus } }).catch(() => {});
+}
+
+/**
+ * forgetAll drops every upload this browser remembers and releases their
+ * reservations. Their URLs are capabilities (anyone holding one may append
+ * to the upload for a day): they must not outlive the sign-in that made
+ * them, on a shared computer least of all.
+ */
+export function forgetAll(): void {
+  const keys: string[] = [];
+  for (let i = 0; i < localStorage.length; i++) {
+    const k = localStorage.key(i)!;
+    if (k.startsWith(storePrefix)) keys.push(k);
+  }
+  for (const k of keys) {
+    let url = "";
+    try {
+      url = (JSON.parse(localStorage.getItem(k)!) as Stored).url;
+    } catch {
+      // unreadable: only dropped
+    }
+    localStorage.removeItem(k);
+    if (url) void fetch(url, { method: "DELETE", headers: { "Tus-Resumable": tus }, keepalive: true }).catch(() => {});
+  }
 }
 
 function b64(s: string): string {
