@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -36,8 +37,9 @@ type LDAPConfig struct {
 	// UserFilter finds a user; {username} is replaced by the escaped login
 	// name. Default "(&(objectClass=posixAccount)(uid={username}))".
 	UserFilter string `toml:"user_filter"`
-	// DisabledFilter, when set, is matched against the user's entry after a
-	// successful bind; a match refuses the login as disabled. E.g.
+	// DisabledFilter, when set, is matched against the user's entry (by the
+	// service account, which must be able to read the attributes it tests);
+	// a match refuses the login as disabled once the password is right. E.g.
 	// "(|(loginShell=/sbin/nologin)(shadowExpire=1))".
 	DisabledFilter string `toml:"disabled_filter"`
 	// Attribute names; the defaults are RFC 2307 and inetOrgPerson's.
@@ -89,6 +91,12 @@ func NewLDAP(cfg LDAPConfig) (*LDAP, error) {
 	}
 	if cfg.StartTLS && u.Scheme == "ldaps" {
 		return nil, errors.New("ldap: start_tls is for ldap:// URLs; ldaps:// is TLS already")
+	}
+	if u.Scheme == "ldap" && !cfg.StartTLS {
+		// Warned, not refused: a directory on the gateway's own host or a
+		// private link may be fine in clear, and refusing would break
+		// configurations that work. But every login sends a password.
+		slog.Warn("ldap: plain ldap:// without start_tls sends the service account's and every user's password in clear; set start_tls = true or use ldaps://", "url", cfg.URL)
 	}
 	if cfg.BaseDN == "" {
 		return nil, errors.New("ldap: base_dn is required: the subtree users are searched in")
@@ -185,6 +193,20 @@ func (l *LDAP) Authenticate(ctx context.Context, username, password string) (Ide
 	}
 	e := res.Entries[0]
 
+	// The disabled check is the service account's search, made before the
+	// bind as the user: the ACLs may hide the attributes it tests from the
+	// user (then, asked as them, a disabled account would match nothing and
+	// log in). Its answer is told only once the password is right, so a
+	// guesser learns nothing from it.
+	disabled := false
+	if c.DisabledFilter != "" {
+		r, err := conn.Search(ldap.NewSearchRequest(e.DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(c.Timeout.Seconds()), false,
+			c.DisabledFilter, []string{"1.1"}, nil))
+		if err != nil {
+			return Identity{}, refuse(Unavailable, err, "checking whether %s is disabled failed", username)
+		}
+		disabled = len(r.Entries) > 0
+	}
 	if err := conn.Bind(e.DN, password); err != nil {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
 			if e.GetAttributeValue(lockedAttr) != "" {
@@ -194,16 +216,8 @@ func (l *LDAP) Authenticate(ctx context.Context, username, password string) (Ide
 		}
 		return Identity{}, refuse(Unavailable, err, "binding to the LDAP directory as %s failed", username)
 	}
-	if c.DisabledFilter != "" {
-		// Asked as the user, who may read their own entry.
-		r, err := conn.Search(ldap.NewSearchRequest(e.DN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, int(c.Timeout.Seconds()), false,
-			c.DisabledFilter, []string{"1.1"}, nil))
-		if err != nil {
-			return Identity{}, refuse(Unavailable, err, "checking whether %s is disabled failed", username)
-		}
-		if len(r.Entries) > 0 {
-			return Identity{}, refuse(Locked, nil, "account %s is disabled in the directory (it matches %s); ask a directory administrator to enable it", username, c.DisabledFilter)
-		}
+	if disabled {
+		return Identity{}, refuse(Locked, nil, "account %s is disabled in the directory (it matches %s); ask a directory administrator to enable it", username, c.DisabledFilter)
 	}
 
 	id := Identity{

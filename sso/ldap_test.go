@@ -1,7 +1,9 @@
 package sso
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -87,6 +89,8 @@ func TestLDAPRefusals(t *testing.T) {
 		{"filter injection", "*", "x", BadCredentials, "wrong user name or password"},
 		{"locked by ppolicy", "dave", "dave-pw", Locked, "locked"},
 		{"disabled by filter", "erin", "erin-pw", Locked, "disabled"},
+		// Only someone with the password learns the account is disabled.
+		{"disabled, wrong password", "erin", "nope", BadCredentials, "wrong user name or password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := l.Authenticate(t.Context(), tc.user, tc.password)
@@ -160,6 +164,31 @@ func TestNewLDAPRejectsBadConfig(t *testing.T) {
 	} {
 		if _, err := NewLDAP(c); err == nil {
 			t.Errorf("NewLDAP(%+v) accepted", c)
+		}
+	}
+}
+
+// A plain ldap:// URL without StartTLS is accepted but warned about: every
+// login would send a password in clear.
+func TestNewLDAPWarnsOfCleartext(t *testing.T) {
+	var buf bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	defer slog.SetDefault(old)
+	for _, tc := range []struct {
+		cfg  LDAPConfig
+		warn bool
+	}{
+		{LDAPConfig{URL: "ldap://dir.example:389", BaseDN: "dc=x"}, true},
+		{LDAPConfig{URL: "ldap://dir.example:389", BaseDN: "dc=x", StartTLS: true}, false},
+		{LDAPConfig{URL: "ldaps://dir.example:636", BaseDN: "dc=x"}, false},
+	} {
+		buf.Reset()
+		if _, err := NewLDAP(tc.cfg); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(buf.String(), "in clear"); got != tc.warn {
+			t.Errorf("%s (start_tls %v): warned %v, want %v: %s", tc.cfg.URL, tc.cfg.StartTLS, got, tc.warn, buf.String())
 		}
 	}
 }
