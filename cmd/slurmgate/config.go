@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -47,6 +48,27 @@ type ServerConfig struct {
 	// AdvertiseURL is where the other replicas reach this one, when
 	// several run behind a load balancer; empty for a single gateway.
 	AdvertiseURL string `toml:"advertise_url"`
+	// TrustedProxies are the load balancers' addresses or networks whose
+	// X-Forwarded-For names the client (login throttling counts by it).
+	TrustedProxies []string `toml:"trusted_proxies"`
+}
+
+// trustedProxies parses server.trusted_proxies: networks, or single
+// addresses taken as one-address networks.
+func (c ServerConfig) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range c.TrustedProxies {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("server.trusted_proxies: %q is neither an address nor a network such as 10.0.0.0/24", v)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 type DatabaseConfig struct {
@@ -248,6 +270,9 @@ func (c Config) validate() error {
 	}
 	if u := c.Sessions.TunnelURL; u != "" && !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
 		errs = append(errs, fmt.Errorf("sessions.tunnel_url %q: want ws:// or wss://, e.g. wss://gateway.example.org/api/v1/agent/tunnel", u))
+	}
+	if _, err := c.Server.trustedProxies(); err != nil {
+		errs = append(errs, err)
 	}
 	if u := c.Server.AdvertiseURL; u != "" {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.User != nil || strings.Trim(p.Path, "/") != "" {

@@ -58,6 +58,14 @@ func TestConfigRejectsBadInput(t *testing.T) {
 			t.Errorf("advertise_url %q: %v", u, err)
 		}
 	}
+	if _, err := loadConfig("", []string{"SLURMGATE_SERVER_TRUSTED_PROXIES=10.0.0.5,lb.example.org"}); err == nil || !strings.Contains(err.Error(), "trusted_proxies") {
+		t.Errorf("a trusted proxy given by name: %v", err)
+	}
+	good := ServerConfig{TrustedProxies: []string{"10.0.0.5", "10.1.0.7/24", "fd00::1"}}
+	ps, err := good.trustedProxies()
+	if err != nil || len(ps) != 3 || ps[0].String() != "10.0.0.5/32" || ps[1].String() != "10.1.0.0/24" || ps[2].String() != "fd00::1/128" {
+		t.Errorf("trusted proxies %v: %v", ps, err)
+	}
 	_, err = loadConfig("", []string{"SLURMGATE_SERVER_ADVERTISE_URL=https://gw2.example.org:8443/"})
 	if err != nil && strings.Contains(err.Error(), "advertise_url") {
 		t.Errorf("a good advertise_url refused: %v", err)

@@ -171,9 +171,13 @@ func runServer(ctx context.Context, cfg Config, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	proxies, err := cfg.Server.trustedProxies()
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler: withPortal(api.New(g.bridge, api.Options{Logger: g.log, Registry: g.registry, AppsDomain: cfg.Sessions.AppsDomain, SSO: logins, PublicURL: cfg.Server.PublicURL,
-			LogAppRequests: cfg.Server.LogAppRequests}), cfg.Sessions.AppsDomain),
+			LogAppRequests: cfg.Server.LogAppRequests, TrustedProxies: proxies}), cfg.Sessions.AppsDomain),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
