@@ -89,6 +89,9 @@ func (s *Server) publicBase(r *http.Request) string {
 }
 
 func (s *Server) startDeviceLogin(w http.ResponseWriter, r *http.Request) {
+	if s.loginStartLimited(w, r) {
+		return
+	}
 	var in deviceLoginRequest
 	if !decodeJSON(w, r, &in) {
 		return

@@ -208,6 +208,9 @@ func (s *Server) oidcLogin(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, notFoundProblem.with("OpenID Connect login is not configured on this gateway ([sso.oidc])"))
 		return
 	}
+	if s.loginStartLimited(w, r) {
+		return
+	}
 	authURL, f, err := s.sso.OIDC().Begin(r.Context())
 	if err != nil {
 		s.loginRefused(w, r, err)

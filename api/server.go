@@ -68,6 +68,7 @@ type Server struct {
 	now      func() time.Time
 
 	loginThrottle loginThrottle // loginthrottle.go
+	loginStarts   loginStarts   // startlimit.go
 	duration      *prometheus.HistogramVec
 	routes        []*route
 	mux           *http.ServeMux

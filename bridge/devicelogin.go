@@ -122,9 +122,10 @@ func (b *Bridge) StartDeviceLogin(ctx context.Context, client string) (DeviceLog
 			return DeviceLogin{}, fmt.Errorf("storing the device login: %w", err)
 		}
 		if tag.RowsAffected() == 1 {
-			// Logins a day past their end only keep the table large (and a
-			// day keeps "expired" answerable instead of "unknown").
-			if _, err := b.db.Exec(ctx, `DELETE FROM device_logins WHERE expires_at < now() - interval '1 day'`); err != nil {
+			// Logins an hour past their end only keep the table large (an
+			// hour keeps "expired" answerable to a late poll instead of
+			// "unknown"); starts are rate-limited per address by the API.
+			if _, err := b.db.Exec(ctx, `DELETE FROM device_logins WHERE expires_at < now() - interval '1 hour'`); err != nil {
 				b.log.Warn("purging old device logins", "err", err)
 			}
 			return d, nil
