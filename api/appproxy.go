@@ -32,11 +32,11 @@ import (
 // the session's owner, or a notebook someone shared) can call the API with
 // the visitor's portal cookie, and the gateway cannot tell it from the
 // portal. Only subdomain mode isolates apps from the portal, which is why
-// the sample configuration recommends it. For browsers it still lacks a
-// credential of its own: the portal cookie is host-only, and the login
-// handoff that would give each app origin a cookie limited to that
-// session's apps is not built yet. Whatever the mode, an app's response
-// never sets the gateway's cookies (dropGatewayCookies).
+// the sample configuration recommends it. The portal cookie is host-only,
+// so browsers reach app hosts through the login handoff (apphandoff.go),
+// which gives each app host a cookie of its own (sg_app) valid there only.
+// Whatever the mode, an app's response never sets the gateway's cookies
+// (dropGatewayCookies).
 //
 // Every request and every WebSocket upgrade is authenticated and authorized
 // (bridge.UseSession: the session's owner only; admins who may see the
@@ -169,7 +169,15 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app st
 		// A signed request's body is read whole to check its hash.
 		r.Body = http.MaxBytesReader(w, r.Body, p.s.maxBody)
 	}
-	if !p.authenticate(w, r, st) {
+	appHost := "" // the host in subdomain mode; "" in path mode
+	if !strings.HasPrefix(r.URL.Path, "/s/") {
+		appHost = hostName(r.Host)
+		if r.URL.Path == handoffPath {
+			p.redeemHandoff(w, r)
+			return
+		}
+	}
+	if !p.authenticate(w, r, st, session, appHost) {
 		return
 	}
 	ag, err := p.s.b.UseSession(r.Context(), st.actor, session)
@@ -199,7 +207,11 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app st
 		// An upgraded connection lives on after this check: end it when
 		// the credential that opened it expires or is revoked.
 		var cancel context.CancelFunc
-		ctx, cancel = p.s.credentialContext(ctx, r)
+		if st.cred.app != nil {
+			ctx, cancel = p.s.appCredentialContext(ctx, r, st.cred.app)
+		} else {
+			ctx, cancel = p.s.credentialContext(ctx, r)
+		}
 		defer cancel()
 	}
 	p.proxy.ServeHTTP(w, r.WithContext(ctx))
@@ -218,17 +230,29 @@ func (p *appProxy) serve(w http.ResponseWriter, r *http.Request, session, app st
 // (revocation.go): a page load is dozens of requests, and logouts are
 // heard at once. Signed requests are not: each signature is new, and must
 // be remembered against replay anyway.
-func (p *appProxy) authenticate(w http.ResponseWriter, r *http.Request, st *requestState) bool {
+//
+// On an app host (subdomain mode; appHost is its name) the app's own
+// cookie, sg_app, is taken too, for that host only (apphandoff.go), and a
+// browser's page load without a credential is sent through the login
+// handoff rather than answered 401.
+func (p *appProxy) authenticate(w http.ResponseWriter, r *http.Request, st *requestState, session, appHost string) bool {
 	method, secret := "", ""
 	header := r.Header.Get("Authorization")
 	if scheme, rest, _ := strings.Cut(header, " "); strings.EqualFold(scheme, "Bearer") {
 		method, secret = "token", strings.TrimSpace(rest)
 	} else if header == "" {
+		if c, err := r.Cookie(appCookie); err == nil && c.Value != "" && appHost != "" {
+			return p.authenticateApp(w, r, st, c.Value, session, appHost)
+		}
 		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
 			method, secret = "cookie", c.Value
 		}
 	}
 	if method == "" {
+		if header == "" && appHost != "" && navigation(r) {
+			p.toHandoff(w, r)
+			return false
+		}
 		return p.s.authenticate(w, r, st)
 	}
 	actor, cred, err := p.s.cachedActor(r.Context(), method, secret)

@@ -18,10 +18,11 @@ import (
 
 // credential says how a request authenticated.
 type credential struct {
-	method    string                // "keypair", "token" or "cookie"
+	method    string                // "keypair", "token", "cookie" or "app"
 	accessKey string                // for "keypair"
 	expires   time.Time             // for "token"
 	portal    *bridge.PortalSession // for "cookie"
+	app       *bridge.AppCredential // for "app": an app host's cookie (apphandoff.go)
 }
 
 // String is what the access log shows: never a secret, only the access key,
@@ -32,6 +33,8 @@ func (c credential) String() string {
 		return "keypair " + c.accessKey
 	case c.method == "cookie" && c.portal != nil:
 		return "cookie " + c.portal.ID
+	case c.method == "app" && c.app != nil:
+		return "app " + c.app.ID
 	}
 	return c.method
 }

@@ -155,6 +155,7 @@ func (s *Server) routeTable() []route {
 		s.orgRoutes(),
 		s.catalogRoutes(),
 		s.loginRoutes(),
+		s.appHandoffRoutes(),
 		s.deviceLoginRoutes(),
 		s.vfolderRoutes(),
 		s.agentRoutes(),
