@@ -185,6 +185,9 @@ func TestAuthorizationEveryRouteEveryRole(t *testing.T) {
 		"POST /api/v1/auth/logout":       {"", all(422)},
 		"GET /api/v1/auth/session":       {"", all(200)},
 		"GET /api/v1/auth/providers":     {"", all(200)},
+		// The app-origin handoff (apphandoff.go): this server has no apps
+		// domain, so there is no app host to hand off to.
+		"GET /api/v1/auth/app-handoff": {"", all(404)},
 
 		// Device logins (devicelogin.go): starting and polling are public
 		// (an unknown device code is expired_token, 400); any signed-in
