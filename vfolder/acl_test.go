@@ -260,7 +260,6 @@ func TestReadOnlyProjectFolderOnDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const projectGID = 2500
 	admin, _ := posix(t, "alice")
 	for _, ro := range []bool{true, false} {
 		id := newID()

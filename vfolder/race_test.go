@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slurmgate/slurmgate/vfolder"
-	"github.com/slurmgate/slurmgate/vfolder/vfoldertest"
 )
 
 // TestMkdirSwappedForSymlink plays a member's job that, the instant the
@@ -18,16 +17,8 @@ import (
 // must not give the folder's top (root's, setgid, the project's group) to
 // the member, nor chmod it, nor anything else the link leads to.
 func TestMkdirSwappedForSymlink(t *testing.T) {
-	h, err := vfolder.OpenHost(vfoldertest.Host(t, "local"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, id := projectFolder(t)
 	uid, _ := posix(t, "bob")
-	id := newID()
-	const projectGID = 2500
-	if err := h.Create(id, vfolder.Owner{GID: projectGID, Project: true}); err != nil {
-		t.Fatal(err)
-	}
 	f, err := h.Open(id, uid)
 	if err != nil {
 		t.Fatal(err)

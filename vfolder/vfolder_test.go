@@ -40,6 +40,23 @@ func posix(t testing.TB, name string) (int, int) {
 	return uid, gid
 }
 
+// projectGID is the test projects' group.
+const projectGID = 2500
+
+// projectFolder creates a project folder on a fresh host; the caller opens it.
+func projectFolder(t testing.TB) (*vfolder.Host, string) {
+	t.Helper()
+	h, err := vfolder.OpenHost(vfoldertest.Host(t, "local"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := newID()
+	if err := h.Create(id, vfolder.Owner{GID: projectGID, Project: true}); err != nil {
+		t.Fatal(err)
+	}
+	return h, id
+}
+
 // folder creates alice's folder on a fresh host and opens it as alice.
 func folder(t testing.TB) (*vfolder.Host, string, *vfolder.FS) {
 	t.Helper()
@@ -215,16 +232,8 @@ func TestOwnershipAndStagedUpload(t *testing.T) {
 }
 
 func TestProjectFolderIsSetgid(t *testing.T) {
-	h, err := vfolder.OpenHost(vfoldertest.Host(t, "local"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, id := projectFolder(t)
 	uid, _ := posix(t, "bob")
-	id := newID()
-	const projectGID = 2500
-	if err := h.Create(id, vfolder.Owner{GID: projectGID, Project: true}); err != nil {
-		t.Fatal(err)
-	}
 	if u, g, m := owner(t, h.Path(id)); u != 0 || g != projectGID || m&os.ModeSetgid == 0 || m.Perm() != 0o770 {
 		t.Errorf("project folder %d:%d %v; want 0:%d drwxrws---", u, g, m, projectGID)
 	}
