@@ -119,7 +119,7 @@ func TestUnrecordedJobIsAdoptedNotDoubled(t *testing.T) {
 	s := w.unrecordedSession(t, w.alice)
 	// As the reconciler does with a listing taken before the create
 	// submitted: it passes no job.
-	got, err := w.b.submitOrAdopt(ctx, s.ID, nil)
+	got, err := w.b.submitOrAdopt(ctx, s.ID, nil, time.Now().Add(-time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

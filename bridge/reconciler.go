@@ -179,7 +179,7 @@ func (b *Bridge) ReconcileOnce(ctx context.Context) (st ReconcileStats, err erro
 		var err error
 		switch {
 		case s.SubState == subSubmitting:
-			_, err = b.submitOrAdopt(ctx, s.ID, job)
+			_, err = b.submitOrAdopt(ctx, s.ID, job, b.recon.listedAt)
 			if job == nil {
 				st.SlurmRequests++
 			}

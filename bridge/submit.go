@@ -132,7 +132,8 @@ func (b *Bridge) submitSpec(ctx context.Context, s Session, spec slurmctl.JobSpe
 // submitOrAdopt submits a session still marked "submitting", unless a job
 // for it already exists (known, when the caller has just listed Slurm's
 // jobs). The reconciler calls it for sessions whose create did not finish.
-func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmctl.Job) (Session, error) {
+// listedAt is when the caller's listing was taken (zero: no listing).
+func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmctl.Job, listedAt time.Time) (Session, error) {
 	select {
 	case b.submits <- struct{}{}:
 		defer func() { <-b.submits }()
@@ -145,13 +146,13 @@ func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmct
 		if err != nil || s.State != StatePending || s.SubState != subSubmitting {
 			return err // someone else finished it meanwhile
 		}
-		if existing == nil {
+		if existing == nil && s.CreatedAt.After(listedAt.Add(-unrecordedRecheck)) {
 			// The caller's listing may predate the submit of a create
 			// whose record then failed (it dropped the lock as it
 			// failed): now that the session is locked, ask Slurm once
 			// more, so that such a job is adopted, not doubled. A full
-			// listing, but this path runs only when a create did not
-			// finish.
+			// listing, so only for a session young enough for its
+			// create's submit to have come after the caller's listing.
 			jobs, err := b.unrecordedJobs(ctx, s)
 			if err != nil {
 				return err
@@ -182,6 +183,13 @@ func (b *Bridge) submitOrAdopt(ctx context.Context, id string, existing *slurmct
 	})
 	return out, err
 }
+
+// unrecordedRecheck bounds how long after a session's row was written its
+// create may still submit its job: the slurmrestd client's timeout (30 s)
+// for the submit, and again for the retry after an account is created,
+// with room to spare. A listing taken later than that after the row holds
+// the create's job, if there is one.
+const unrecordedRecheck = 2 * time.Minute
 
 // unrecordedJobs lists the jobs Slurm holds for a session whose job id was
 // never recorded, found by comment among its owner's jobs, oldest first.
